@@ -1,3 +1,94 @@
 //! `cephlock`: the command line for people who want to see, measure and inspect Ceph's locking.
+//!
+//! Each subcommand is a thin layer over a library crate; this file only parses arguments and
+//! turns every failure into one line on stderr and a non-zero exit, so scripts can rely on it.
 
-fn main() {}
+mod demo;
+mod sm;
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+
+use clap::error::{ContextKind, ContextValue, ErrorKind};
+use clap::{Parser, Subcommand};
+
+/// Ceph's MDS locker and librbd's exclusive lock, re-implemented in Rust.
+#[derive(Parser, Debug)]
+#[command(name = "cephlock", version, about, long_about = None, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Show what cephlock does, on the embedded backend.
+    Demo(demo::DemoArgs),
+    /// Inspect the MDS lock state machines: export the tables, show them, draw them.
+    #[command(subcommand)]
+    Sm(sm::SmCommand),
+}
+
+/// A failure the user should see as one line.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum CliError {
+    /// The user named something that does not exist (machine, state, format...).
+    #[error("{0}")]
+    Usage(String),
+    /// Writing the output failed (other than a closed pipe, which is not an error).
+    #[error("cannot write output: {0}")]
+    Io(#[from] io::Error),
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return report_clap_error(&err),
+    };
+    let stdout = io::stdout();
+    let mut out = stdout.lock();
+    let result = match cli.command {
+        Command::Demo(args) => demo::run(&args, &mut out),
+        Command::Sm(cmd) => sm::run(&cmd, &mut out),
+    };
+    let result = result.and_then(|()| out.flush().map_err(CliError::from));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        // `cephlock sm export | head` closes the pipe early; that is the reader's choice.
+        Err(CliError::Io(e)) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("cephlock: error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Prints help and version as clap does, and every other parse error as a single line that
+/// still names the accepted values, instead of clap's multi-line block.
+fn report_clap_error(err: &clap::Error) -> ExitCode {
+    match err.kind() {
+        ErrorKind::DisplayHelp
+        | ErrorKind::DisplayVersion
+        | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => {
+            let _ = err.print();
+            return if err.kind() == ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+        _ => {}
+    }
+    let rendered = err.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid arguments");
+    let first = first.trim_start_matches("error: ");
+    let valid = err.get(ContextKind::ValidValue).and_then(|v| match v {
+        ContextValue::Strings(vs) if !vs.is_empty() => Some(vs.join(", ")),
+        _ => None,
+    });
+    match valid {
+        Some(valid) => eprintln!("cephlock: error: {first} (expected one of: {valid})"),
+        None => eprintln!("cephlock: error: {first}"),
+    }
+    ExitCode::from(2)
+}
