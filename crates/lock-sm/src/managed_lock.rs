@@ -557,6 +557,11 @@ pub enum EntryDecision {
 ///
 /// `shut_down` while already shutting down is a bug in the caller (librbd asserts). This
 /// crate never panics on bad input, so that caller gets `Complete(-ESHUTDOWN)` instead.
+///
+/// `reacquire_lock` follows the 16.2.6 table of §1.3: in WAITING_FOR_LOCK it queues a
+/// REACQUIRE_LOCK. The 16.2.15 backport that additionally kicks a parked acquire when the
+/// client was blocklisted (§1.9, PR 53295) is known only from its description and is left to
+/// the runtime (it can call `handle_peer_notification`, see [`peer_notification_applies`]).
 pub fn entry_decision(call: EntryPoint, state: State, last_queued: Option<Action>) -> EntryDecision {
     let shutting_down = is_shutting_down(state, last_queued);
     let queue_empty = last_queued.is_none();
@@ -2231,5 +2236,77 @@ mod tests {
             assert_eq!(peer_notification_applies(st), st == State::WaitingForLock, "{st}");
         }
         assert_eq!(SHUT_DOWN_PEER_NOTIFICATION, 0);
+    }
+
+    /// §1.4 exhaustively: whatever action starts in whatever state under whatever
+    /// conditions, an outcome that enters a state enters a transition state (so nothing else
+    /// starts meanwhile, §1.2 rule 3), and an immediate completion lands in LOCKED or UNLOCKED,
+    /// except REACQUIRE outside LOCKED, which completes in the state it found.
+    #[test]
+    fn s1_4_start_action_exhaustive_invariants() {
+        for action in Action::ALL {
+            for state in State::ALL {
+                for handle in [0u64, 42] {
+                    for watcher_blocklisted in [false, true] {
+                        for shutdown_queued in [false, true] {
+                            for blocklist_on_break_lock in [false, true] {
+                                for current_cookie in ["", "auto 42", "auto 41"] {
+                                    let c = StartConditions {
+                                        watch_handle: handle,
+                                        watcher_blocklisted,
+                                        shutdown_queued,
+                                        current_cookie,
+                                        blocklist_on_break_lock,
+                                    };
+                                    let out = start_action(action, state, &c);
+                                    let ctx = format!("{action} in {state} with {c:?}: {out:?}");
+                                    if let Some(entered) = out.entered_state() {
+                                        assert!(entered.is_transition(), "{ctx}");
+                                    }
+                                    match out {
+                                        StartOutcome::Complete { state: s, r } => {
+                                            if action == Action::ReacquireLock {
+                                                assert_eq!((s, r), (state, 0), "{ctx}");
+                                            } else {
+                                                assert!(
+                                                    matches!(s, State::Locked | State::Unlocked),
+                                                    "{ctx}"
+                                                );
+                                            }
+                                        }
+                                        StartOutcome::WaitForRegister | StartOutcome::BeginAcquire { .. } => {
+                                            assert!(action.is_acquire(), "{ctx}");
+                                            assert_ne!(state, State::Locked, "{ctx}");
+                                            assert_eq!(
+                                                matches!(out, StartOutcome::WaitForRegister),
+                                                handle == 0,
+                                                "{ctx}"
+                                            );
+                                        }
+                                        StartOutcome::ReleaseThenAcquire
+                                        | StartOutcome::SkipSameCookie
+                                        | StartOutcome::SetCookie { .. } => {
+                                            assert_eq!(
+                                                (action, state),
+                                                (Action::ReacquireLock, State::Locked),
+                                                "{ctx}"
+                                            );
+                                        }
+                                        StartOutcome::BeginRelease => {
+                                            assert_eq!(action, Action::ReleaseLock, "{ctx}");
+                                            assert_ne!(state, State::Unlocked, "{ctx}");
+                                        }
+                                        StartOutcome::BeginShutDown { from_locked } => {
+                                            assert_eq!(action, Action::ShutDown, "{ctx}");
+                                            assert_eq!(from_locked, state == State::Locked, "{ctx}");
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

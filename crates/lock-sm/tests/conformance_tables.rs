@@ -138,7 +138,7 @@ fn export_csv_equals_fixture_line_by_line() {
     let want = fixture_lines();
     let got = api_csv();
     for (i, (w, g)) in want.iter().zip(got.iter()).enumerate() {
-        assert_eq!(g, w, "line {} of the CSV export", i + 1);
+        assert_eq!(g, w, "line {} of the CSV export (left: lock-sm, right: spec fixture)", i + 1);
     }
     assert_eq!(got.len(), want.len(), "number of CSV lines");
 }
