@@ -22,12 +22,18 @@ pub mod errno {
     pub const EINVAL: i32 = 22;
     /// Object too large.
     pub const EFBIG: i32 = 27;
+    /// Read-only: librbd's answer when a handle may not write or hand over the lock.
+    pub const EROFS: i32 = 30;
     /// Result out of range.
     pub const ERANGE: i32 = 34;
+    /// Bad message: a reply that does not decode (what Ceph's class clients return).
+    pub const EBADMSG: i32 = 74;
     /// Name too long.
     pub const ENAMETOOLONG: i32 = 36;
     /// Directory (or omap) not empty.
     pub const ENOTEMPTY: i32 = 39;
+    /// Restart: librbd asks a requester to retry a forwarded operation (the owner changed).
+    pub const ERESTART: i32 = 85;
     /// No such attribute (a missing xattr).
     pub const ENODATA: i32 = 61;
     /// Operation not supported (unknown object class or method).
