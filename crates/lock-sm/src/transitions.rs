@@ -144,6 +144,8 @@ const EDGES: &[Edge] = {
         e(Xlock, XlockDone, I::XlockDone),
         e(Xlock, Excl, I::FinishXlockToExcl),
         e(XlockDone, Excl, I::FinishXlockToExcl),
+        // cancel_locking in PREXLOCK hands the lock to _finish_xlock, which may jump to EXCL.
+        e(PreXlock, Excl, I::FinishXlockToExcl),
         e(LockXlock, XlockDone, I::CancelLocking),
         // §4.1 set_xlock_snap_sync
         e(Xlock, XlockSnap, I::XlockSnapSync),

@@ -1,9 +1,69 @@
-//! The MDS Locker (not yet implemented).
+//! The MDS Locker: metadata cache, locks, caps and the lock engine as a sans-I/O state machine.
 //!
-//! This crate will hold the metadata cache (inodes, dentries, dirfrags with their locks), the
-//! Locker as a sans-I/O state machine (events in, effects out) driven by `lock-sm`'s tables,
-//! client capabilities, path locking for each metadata operation, journal-before-unlock with
-//! early and safe replies, and later the auth/replica lock protocol between ranks.
+//! Ceph's MDS serializes metadata updates with per-object locks whose behaviour is fixed by
+//! four state tables (held as data in `lock-sm`). This crate holds the runtime side: the cache
+//! objects that carry the locks, the per-lock holders and waiters (mds spec §4.1), the
+//! `Locker` algorithms that move locks between states (§4.4–§4.11), client capabilities and
+//! dentry leases (§4.14, §4.15), path traversal and the first server operations (§5.1, §5.2:
+//! lookup, getattr, mkdir, create), and the journal-before-unlock request pipeline (§4.18,
+//! §6.2, §6.3).
 //!
-//! Nothing here works yet; see the single-rank and multi-rank `mds-locker` issues. It
-//! deliberately exports nothing.
+//! Scope today: one rank (every object is auth, no replicas; the gather set and `is_auth` are
+//! kept so the replica protocol of §4.12 can be added), one dirfrag per directory, no
+//! snapshots, no lock caches, no forced wrlocks or scatter writebehind (single-rank folding
+//! makes scatterlocks never dirty). The journal payload is this crate's own `JournalEntry`
+//! until `mds-journal`'s events replace it (see `journal`).
+//!
+//! Invariants (checked after every event by the tests, see `invariants`): never two active
+//! xlock holders; no grant in a state whose table forbids it; caps within what the lock states
+//! allow; a transitional lock auth-pins its parent; every waiting request is parked on exactly
+//! one lock. The Locker never does I/O and never panics on bad input: refused events return
+//! `LockerError` and change nothing.
+//!
+//! The `Locker` never does I/O. A driver feeds it events and carries out its effects:
+//!
+//! ```
+//! use lock_sm::LockType;
+//! use mds_locker::{ClientRequest, Effect, Event, LockId, LockOp, Locker, LockerConfig, Op, ReqId};
+//!
+//! let mut locker = Locker::new(LockerConfig::default());
+//! let root = locker.cache().root();
+//! locker.handle(Event::SessionOpen { client: 1 }).unwrap();
+//! // Client 1 wants to change the root's mode: xlock its authlock (§5.2 SETATTR).
+//! let op = Op::LockSet { locks: vec![LockOp::x(LockId::inode(root, LockType::IAuth))], journal: true };
+//! let fx = locker.handle(Event::Request(ClientRequest { reqid: ReqId(1), client: 1, op })).unwrap();
+//! // Nobody else holds anything, so the xlock is granted at once (§8 fact 38), the client gets
+//! // an early (unsafe) reply and the journal entry is submitted.
+//! assert!(matches!(fx[0], Effect::Reply(ref r) if !r.safe));
+//! let Effect::JournalSubmit { seq, .. } = fx[1] else { panic!() };
+//! // Once the journal says the entry is safe, locks are dropped and the safe reply goes out.
+//! let fx = locker.handle(Event::JournalSafe { upto: seq }).unwrap();
+//! assert!(matches!(fx[0], Effect::Reply(ref r) if r.safe));
+//! assert!(mds_locker::invariants::check_all(&locker).is_ok());
+//! ```
+
+pub mod cache;
+pub mod capability;
+pub mod dump;
+pub mod effects;
+pub mod error;
+pub mod ids;
+pub mod invariants;
+pub mod journal;
+pub mod lock;
+pub mod locker;
+pub mod mutation;
+
+pub use cache::{Cache, Dentry, Dirfrag, Inode, InodeData, Linkage};
+pub use capability::{Capability, Session};
+pub use dump::LockFilter;
+pub use effects::{
+    CapMessage, CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Op,
+    Reply,
+};
+pub use error::LockerError;
+pub use ids::{ClientId, DentryId, DirfragId, Ino, InodeId, JournalSeq, LockId, ObjRef, Rank, ReqId};
+pub use journal::{JournalEntry, MetaChange};
+pub use lock::Lock;
+pub use locker::{Locker, LockerConfig, LockerStats, Transition};
+pub use mutation::{LockOp, Mutation};

@@ -1,0 +1,141 @@
+//! Identifiers: inode numbers, arena handles, lock identities, request ids.
+//!
+//! The cache is an arena: objects refer to each other through small copyable handles instead
+//! of `Rc<RefCell<…>>`, so the Locker can hold `&mut` to the whole cache and still follow links,
+//! and so every reference can be dumped and compared in tests. Handles are only meaningful for
+//! the `Cache` that issued them.
+
+use core::fmt;
+
+use lock_sm::LockType;
+
+pub use lock_sm::ClientId;
+
+/// A metadata server rank. Single-rank for now, but gather sets are sets of ranks so that the
+/// replica protocol (§4.12) can be added without changing the lock state.
+pub type Rank = u32;
+
+/// An inode number as clients and the journal see it (Ceph's `inodeno_t`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Ino(pub u64);
+
+impl Ino {
+    /// The filesystem root (`CEPH_INO_ROOT`).
+    pub const ROOT: Ino = Ino(1);
+
+    /// The rank's private directory `~mdsN` (§6.4: `0x100 + rank`).
+    pub const fn mdsdir(rank: Rank) -> Ino {
+        Ino(0x100 + rank as u64)
+    }
+
+    /// Stray directory `i` of a rank (§6.4: `0x600 + rank·10 + i`).
+    pub const fn stray(rank: Rank, i: u32) -> Ino {
+        Ino(0x600 + rank as u64 * 10 + i as u64)
+    }
+
+    /// Inodes the MDS creates itself (root, `~mdsN`, strays) rather than clients.
+    pub const fn is_system(self) -> bool {
+        self.0 < 0x1000
+    }
+}
+
+impl fmt::Display for Ino {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#x}", self.0)
+    }
+}
+
+/// Handle of an inode in the cache arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InodeId(pub(crate) u32);
+
+/// Handle of a dentry in the cache arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DentryId(pub(crate) u32);
+
+/// Handle of a directory fragment in the cache arena.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DirfragId(pub(crate) u32);
+
+impl InodeId {
+    /// Arena slot, for dumps and tests.
+    pub const fn index(self) -> u32 {
+        self.0
+    }
+}
+
+impl DentryId {
+    /// Arena slot, for dumps and tests.
+    pub const fn index(self) -> u32 {
+        self.0
+    }
+}
+
+impl DirfragId {
+    /// Arena slot, for dumps and tests.
+    pub const fn index(self) -> u32 {
+        self.0
+    }
+}
+
+/// The object a lock lives on (§2.4). Dirfrags carry no locks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjRef {
+    /// An inode's lock.
+    Inode(InodeId),
+    /// A dentry's lock.
+    Dentry(DentryId),
+}
+
+/// One lock: its parent object and its type. A lock's type fixes which object kind it is on;
+/// a `LockId` pairing a dentry with an inode lock type (or the reverse) names nothing and the
+/// cache rejects it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockId {
+    /// The parent object.
+    pub obj: ObjRef,
+    /// Which of its locks.
+    pub ty: LockType,
+}
+
+impl LockId {
+    /// A lock on an inode.
+    pub const fn inode(id: InodeId, ty: LockType) -> LockId {
+        LockId { obj: ObjRef::Inode(id), ty }
+    }
+
+    /// A lock on a dentry.
+    pub const fn dentry(id: DentryId, ty: LockType) -> LockId {
+        LockId { obj: ObjRef::Dentry(id), ty }
+    }
+
+    /// The inode this lock is on, if it is an inode lock.
+    pub const fn inode_id(self) -> Option<InodeId> {
+        match self.obj {
+            ObjRef::Inode(i) => Some(i),
+            ObjRef::Dentry(_) => None,
+        }
+    }
+}
+
+/// A request id. Ceph's `metareqid_t` is (client entity, tid); the driver hands us ids that are
+/// unique per Locker, and internal mutations (cap updates, writebehinds) get ids from the
+/// Locker's own counter above `ReqId::INTERNAL_BASE`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ReqId(pub u64);
+
+impl ReqId {
+    /// Ids at or above this value are allocated by the Locker for its own mutations.
+    pub const INTERNAL_BASE: u64 = 1 << 62;
+}
+
+impl fmt::Display for ReqId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "req:{}", self.0)
+    }
+}
+
+/// The journal's sequence number for a submitted entry. Entries become safe in order, so
+/// "safe up to N" is the whole acknowledgement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct JournalSeq(pub u64);

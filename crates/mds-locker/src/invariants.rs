@@ -1,0 +1,321 @@
+//! Invariants as code (STYLE.md §4): each check is one function citing the rule it encodes.
+//! Tests run `check_all` after every event; a violation names the rule and the object.
+
+use lock_sm::{LockState, Machine, Perm};
+
+use crate::ids::{LockId, ObjRef, ReqId};
+use crate::lock::Lock;
+use crate::locker::Locker;
+use crate::mutation::{Phase, RDLOCK, WRLOCK, XLOCK};
+
+/// One broken rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Which invariant.
+    pub rule: &'static str,
+    /// What was found.
+    pub detail: String,
+}
+
+fn every_lock(l: &Locker) -> Vec<(LockId, &Lock)> {
+    let c = l.cache();
+    let mut out = Vec::new();
+    for i in c.inode_ids() {
+        for id in c.lock_ids(ObjRef::Inode(i)) {
+            if let Ok(lock) = c.lock(id) {
+                out.push((id, lock));
+            }
+        }
+    }
+    for d in c.dentry_ids() {
+        for id in c.lock_ids(ObjRef::Dentry(d)) {
+            if let Ok(lock) = c.lock(id) {
+                out.push((id, lock));
+            }
+        }
+    }
+    out
+}
+
+/// Runs every check; `Err` lists all violations found.
+pub fn check_all(l: &Locker) -> Result<(), Vec<Violation>> {
+    let mut v = Vec::new();
+    xlock_exclusive(l, &mut v);
+    xlock_excludes_others(l, &mut v);
+    held_locks_permitted(l, &mut v);
+    local_locks_exclusive(l, &mut v);
+    auth_pin_iff_transitional(l, &mut v);
+    holders_match_mutations(l, &mut v);
+    waiters_are_live(l, &mut v);
+    caps_within_allowed(l, &mut v);
+    locked_means_caps_gathered(l, &mut v);
+    if v.is_empty() { Ok(()) } else { Err(v) }
+}
+
+fn push(v: &mut Vec<Violation>, rule: &'static str, l: &Locker, id: LockId, what: String) {
+    let name = l.cache().object_name(id.obj);
+    v.push(Violation { rule, detail: format!("{name} {}: {what}", id.ty) });
+}
+
+/// Never two xlock holders (§4.7): at most one holder is not yet XLOCKDONE, and holders that
+/// coexist (same client re-taking an XLOCKDONE lock) share one client.
+pub fn xlock_exclusive(l: &Locker, v: &mut Vec<Violation>) {
+    for (id, lock) in every_lock(l) {
+        let holders = lock.xlock_holders();
+        let active = holders.iter().filter(|h| !h.done).count();
+        if active > 1 {
+            push(v, "never two xlock holders", l, id, format!("{active} active holders {holders:?}"));
+        }
+        if holders.windows(2).any(|w| w[0].client != w[1].client) {
+            push(v, "never two xlock holders", l, id, format!("holders of different clients {holders:?}"));
+        }
+        if holders.is_empty() != lock.xlock_by_client().is_none()
+            && holders.iter().any(|h| h.client.is_some())
+        {
+            push(v, "xlock_by_client tracks holders", l, id, format!("{:?}", lock.xlock_by_client()));
+        }
+    }
+}
+
+/// An xlock excludes other holders (§1.3/§1.5 xlock rows): while a simplelock or filelock is
+/// xlocked nobody holds a wrlock, and rdlocks exist only for the xlocking client (XLOCKDONE's
+/// XCL column). The Locker takes no forced wrlocks yet, which Ceph may add on top of an xlock.
+pub fn xlock_excludes_others(l: &Locker, v: &mut Vec<Violation>) {
+    for (id, lock) in every_lock(l) {
+        if lock.machine() == Machine::Local || !lock.is_xlocked() {
+            continue;
+        }
+        if lock.is_wrlocked() {
+            push(v, "xlock excludes others", l, id, format!("{} wrlocks under an xlock", lock.num_wrlock()));
+        }
+        for req in lock.rdlock_holders().keys() {
+            let client = l.request(*req).and_then(|r| r.client());
+            if client.is_none() || client != lock.xlock_by_client() {
+                push(
+                    v,
+                    "xlock excludes others",
+                    l,
+                    id,
+                    format!("rdlock by {req} (client {client:?}) under an xlock"),
+                );
+            }
+        }
+    }
+}
+
+/// No grant the table forbids (§1, §4.2): in a stable state every held rdlock is allowed for
+/// its holder's client, and wrlocks, xlocks and leases are of a kind the state permits at all.
+/// (A wrlock granted through XCL to the loner may outlive the loner, as in Ceph, so only the
+/// column is checked for wrlocks. Transitional states may still be draining holders of the
+/// previous state; `lock-sm`'s gather rules decide when they may complete.)
+pub fn held_locks_permitted(l: &Locker, v: &mut Vec<Violation>) {
+    for (id, lock) in every_lock(l) {
+        let m = lock.machine();
+        if m == Machine::Local || !lock.is_stable() {
+            continue;
+        }
+        let row = m.row(lock.state());
+        let permits_some = |p: Perm| match p {
+            Perm::Any | Perm::Xcl => true,
+            Perm::Auth => lock.is_auth(),
+            Perm::Never | Perm::Req => false,
+        };
+        for req in lock.rdlock_holders().keys() {
+            let client = l.request(*req).and_then(|r| r.client());
+            if !lock.can_rdlock(client) {
+                push(
+                    v,
+                    "held lock permitted by table",
+                    l,
+                    id,
+                    format!("rdlock by {req} in {}", lock.state()),
+                );
+            }
+        }
+        if lock.is_wrlocked() && !permits_some(row.can_wrlock) && !permits_some(row.can_force_wrlock) {
+            push(v, "held lock permitted by table", l, id, format!("wrlock in {}", lock.state()));
+        }
+        if lock.is_xlocked() && !permits_some(row.can_xlock) {
+            push(v, "held lock permitted by table", l, id, format!("xlock in {}", lock.state()));
+        }
+        if lock.is_leased() && !permits_some(row.can_lease) {
+            push(v, "held lock permitted by table", l, id, format!("lease in {}", lock.state()));
+        }
+    }
+}
+
+/// Locallocks are a reader/writer lock with wrlock as the shared mode (§1.6): never wrlocked
+/// and xlocked at once, at most one xlock, state always LOCK.
+pub fn local_locks_exclusive(l: &Locker, v: &mut Vec<Violation>) {
+    for (id, lock) in every_lock(l) {
+        if lock.machine() != Machine::Local {
+            continue;
+        }
+        if lock.num_xlock() > 1 || (lock.is_xlocked() && lock.is_wrlocked()) {
+            push(v, "locallock exclusive", l, id, format!("x={} wr={}", lock.num_xlock(), lock.num_wrlock()));
+        }
+        if lock.state() != LockState::Lock {
+            push(v, "locallock exclusive", l, id, format!("state {}", lock.state()));
+        }
+    }
+}
+
+/// A lock auth-pins its parent exactly while transitional on the auth (§4.1).
+pub fn auth_pin_iff_transitional(l: &Locker, v: &mut Vec<Violation>) {
+    for (id, lock) in every_lock(l) {
+        if lock.is_auth() && lock.holds_auth_pin() == lock.is_stable() {
+            push(
+                v,
+                "transitional lock auth-pins parent",
+                l,
+                id,
+                format!("{} pinned={}", lock.state(), lock.holds_auth_pin()),
+            );
+        }
+    }
+}
+
+/// Lock holder lists and the mutations' held sets describe the same grants.
+pub fn holders_match_mutations(l: &Locker, v: &mut Vec<Violation>) {
+    for (id, lock) in every_lock(l) {
+        let check = |req: &ReqId, flag: u8, what: &str, v: &mut Vec<Violation>| {
+            if !l.request(*req).is_some_and(|m| m.holds(id, flag)) {
+                push(v, "holders match mutations", l, id, format!("{what} holder {req} does not record it"));
+            }
+        };
+        for req in lock.rdlock_holders().keys() {
+            check(req, RDLOCK, "rdlock", v);
+        }
+        for req in lock.wrlock_holders().keys() {
+            check(req, WRLOCK, "wrlock", v);
+        }
+        for h in lock.xlock_holders() {
+            check(&h.req, XLOCK, "xlock", v);
+        }
+    }
+    for m in l.requests() {
+        for (id, flags) in m.held() {
+            let Ok(lock) = l.lock(*id) else {
+                v.push(Violation {
+                    rule: "holders match mutations",
+                    detail: format!("{} holds missing {id:?}", m.reqid()),
+                });
+                continue;
+            };
+            let ok = (flags & RDLOCK == 0 || lock.rdlock_holders().contains_key(&m.reqid()))
+                && (flags & WRLOCK == 0 || lock.wrlock_holders().contains_key(&m.reqid()))
+                && (flags & XLOCK == 0 || lock.xlock_holders().iter().any(|h| h.req == m.reqid()));
+            if !ok {
+                push(
+                    v,
+                    "holders match mutations",
+                    l,
+                    *id,
+                    format!("{} records {flags:#x} not on the lock", m.reqid()),
+                );
+            }
+        }
+    }
+}
+
+/// Every waiter is a live request parked on exactly that lock, and every request still
+/// acquiring is parked somewhere (otherwise it would never be retried).
+pub fn waiters_are_live(l: &Locker, v: &mut Vec<Violation>) {
+    for (id, lock) in every_lock(l) {
+        for w in lock.waiters() {
+            if l.request(w.req).is_none_or(|m| m.waiting_on() != Some(id)) {
+                push(v, "waiters are live", l, id, format!("stale waiter {}", w.req));
+            }
+        }
+    }
+    for m in l.requests() {
+        if m.phase() == Phase::Locking && m.waiting_on().is_none() {
+            v.push(Violation {
+                rule: "waiters are live",
+                detail: format!("{} is acquiring but parked nowhere", m.reqid()),
+            });
+        }
+    }
+}
+
+/// Caps within what the lock states allow (§1.7, §4.14): the MDS never leaves a client
+/// `pending` bits its locks forbid, and once the cap-bearing locks are stable and no revoke is
+/// outstanding, `issued` is within the allowance too.
+pub fn caps_within_allowed(l: &Locker, v: &mut Vec<Violation>) {
+    let c = l.cache();
+    for i in c.inode_ids() {
+        let Some(n) = c.inode(i) else { continue };
+        let stable = crate::locker::cap_locks_stable(l, i);
+        for (client, cap) in n.caps() {
+            let Ok(allowed) = l.allowed_caps(i, *client) else { continue };
+            let name = c.object_name(ObjRef::Inode(i));
+            if cap.pending() & !allowed != 0 {
+                v.push(Violation {
+                    rule: "caps within allowed",
+                    detail: format!(
+                        "{name} client {client}: pending {} allowed {}",
+                        lock_sm::caps::format_caps(cap.pending()),
+                        lock_sm::caps::format_caps(allowed)
+                    ),
+                });
+            }
+            if stable && !cap.is_revoking() && cap.issued() & !allowed != 0 {
+                v.push(Violation {
+                    rule: "caps within allowed",
+                    detail: format!(
+                        "{name} client {client}: issued {} allowed {}",
+                        lock_sm::caps::format_caps(cap.issued()),
+                        lock_sm::caps::format_caps(allowed)
+                    ),
+                });
+            }
+        }
+    }
+}
+
+/// What a gather is for (§1.8 rule 7, §4.7): while a cap-bearing lock has an active (not yet
+/// XLOCKDONE) xlock, or is stable and rdlocked, no client may still hold (`issued`, not merely
+/// `pending`) caps the current state grants to nobody. A transition that completed without
+/// waiting for a revoke would break this. The check is per state rather than per client: the
+/// loner may change in the middle of a transition and gathers judge loner mode by the current
+/// state (§1.7), so Ceph itself can complete EXCL_XSYN → XSYN with the previous loner still
+/// holding the `Fc Fb` that XSYN grants the loner.
+pub fn locked_means_caps_gathered(l: &Locker, v: &mut Vec<Violation>) {
+    use lock_sm::CapsWho;
+    use lock_sm::caps::unshift_caps;
+    use lock_sm::predicates::gcaps_allowed;
+    let c = l.cache();
+    for i in c.inode_ids() {
+        let Some(n) = c.inode(i) else { continue };
+        for ty in lock_sm::LockType::ALL.into_iter().filter(|t| t.is_cap_bearing()) {
+            let id = LockId::inode(i, ty);
+            let Ok(lock) = c.lock(id) else { continue };
+            if !(lock.xlock_by().is_some() || (lock.is_stable() && lock.is_rdlocked())) {
+                continue;
+            }
+            let (m, s, auth) = (lock.machine(), lock.state(), lock.is_auth());
+            let has_x = lock.xlock_by_client().is_some();
+            for (client, cap) in n.caps() {
+                let mut allowed = gcaps_allowed(m, s, s, CapsWho::Loner, auth, has_x)
+                    | gcaps_allowed(m, s, s, CapsWho::Any, auth, has_x);
+                if lock.xlock_by_client() == Some(*client) {
+                    allowed |= gcaps_allowed(m, s, s, CapsWho::Xlocker, auth, has_x) & ty.xlocker_mask();
+                }
+                let issued = unshift_caps(cap.issued(), ty);
+                if issued & !allowed != 0 {
+                    push(
+                        v,
+                        "locked lock has gathered caps",
+                        l,
+                        id,
+                        format!(
+                            "client {client} holds {} in {s}, allowed {}",
+                            lock_sm::caps::format_generic(issued),
+                            lock_sm::caps::format_generic(allowed)
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}

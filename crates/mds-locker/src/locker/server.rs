@@ -1,0 +1,552 @@
+//! Path traversal (mds spec §5.1) and the first server operations with their §5.2 lock sets:
+//! LOOKUP, GETATTR, MKDIR and CREATE. Each operation follows the §6.2 lifecycle: lock,
+//! validate, project, journal (early reply first, §4.18), apply when safe.
+//!
+//! An operation is re-run from the top whenever its request is woken; locks it already holds
+//! are skipped by `acquire_locks`, so a re-run costs one cache walk.
+
+use lock_sm::caps::{
+    ANY_EXCL, ANY_SHARED, AUTH_EXCL, AUTH_SHARED, FILE_EXCL, FILE_SHARED, LINK_EXCL, LINK_SHARED, PIN,
+    XATTR_EXCL, XATTR_SHARED, caps_for_mode,
+};
+use lock_sm::{LockState, LockType};
+
+use crate::cache::{InodeData, Linkage, S_IFDIR, S_IFMT, S_IFREG};
+use crate::effects::{Errno, FilePath, Reply};
+use crate::error::LockerError;
+use crate::ids::{ClientId, DentryId, Ino, InodeId, LockId, ReqId};
+use crate::journal::{JournalEntry, MetaChange};
+use crate::lock::WAIT_RD;
+use crate::mutation::{LockOp, Projection, WRLOCK};
+
+use super::Locker;
+
+/// Longest name a dentry may have (NAME_MAX).
+pub const NAME_MAX: usize = 255;
+
+/// `locking_state` bit: the snaplocks of the base's ancestors are held (§4.3 SNAP_LOCKED).
+const SNAP_LOCKED: u8 = 1;
+
+/// How far an operation got on this dispatch.
+pub(crate) enum Step<T> {
+    /// Everything needed is held.
+    Done(T),
+    /// Parked on a waiter list; will be re-dispatched.
+    Wait,
+    /// The request fails with this error (nothing was changed).
+    Fail(Errno),
+}
+
+/// What a traversal should lock at the last component (§5.1 flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Want {
+    /// XLOCK_DENTRY: wrlock the parent's filelock and nestlock and xlock the last dentry.
+    pub(crate) xlock_dentry: bool,
+    /// RDLOCK_AUTHLOCK: also rdlock the parent's authlock (creates).
+    pub(crate) rdlock_authlock: bool,
+    /// WANT_DENTRY: return the last dentry even if it is null (creating it if missing).
+    pub(crate) want_dentry: bool,
+}
+
+/// The result of a traversal.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Traversed {
+    /// Directory holding the last dentry (none for a depth-0 path).
+    pub(crate) dir: Option<InodeId>,
+    /// The last dentry (none for a depth-0 path).
+    pub(crate) dn: Option<DentryId>,
+    /// The target inode, if the path resolved to one.
+    pub(crate) target: Option<InodeId>,
+}
+
+impl Locker {
+    /// `rdlock_try`: take a rdlock if allowed now, kicking a stable auth lock once; never waits.
+    pub(crate) fn rdlock_try(&mut self, id: LockId, reqid: ReqId) -> Result<bool, LockerError> {
+        if self.mutation(reqid)?.holds(id, crate::mutation::RDLOCK) {
+            return Ok(true);
+        }
+        let client = self.mutation(reqid)?.client;
+        if !self.lk(id)?.can_rdlock(client) {
+            let lock = self.lk(id)?;
+            if lock.is_stable() && lock.is_auth() {
+                self.simple_sync(id)?;
+            }
+        }
+        if self.lk(id)?.can_rdlock(client) {
+            self.lkm(id)?.get_rdlock(reqid);
+            self.mutation_mut(reqid)?.add_held(id, crate::mutation::RDLOCK);
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
+    /// `try_rdlock_snap_layout`: rdlock every snaplock from `base` up to the root without
+    /// waiting. These locks go against the depth order, so on any failure the request drops
+    /// everything and waits (§5.1 step 2).
+    fn rdlock_snap_chain(&mut self, reqid: ReqId, base: InodeId) -> Result<bool, LockerError> {
+        if self.mutation(reqid)?.locking_state & SNAP_LOCKED != 0 {
+            return Ok(true);
+        }
+        let mut cur = Some(base);
+        let mut depth = 0;
+        while let Some(i) = cur {
+            let id = LockId::inode(i, LockType::ISnap);
+            if !self.rdlock_try(id, reqid)? {
+                self.add_waiter(id, WAIT_RD, reqid)?;
+                self.drop_locks(reqid)?;
+                self.mark_event(reqid, "failed to rdlock, waiting");
+                return Ok(false);
+            }
+            cur = self.cache.parent_dir(i);
+            depth += 1;
+            if depth > 4096 {
+                return Err(LockerError::Precondition("directory loop above base"));
+            }
+        }
+        self.mutation_mut(reqid)?.locking_state |= SNAP_LOCKED;
+        Ok(true)
+    }
+
+    /// The linkage this request may see: the projected one when it may read projected values
+    /// of the dentry (it holds the xlock, or XLOCKDONE for its client), else the committed one.
+    fn visible_linkage(&self, dn: DentryId, reqid: ReqId) -> Result<Linkage, LockerError> {
+        let id = LockId::dentry(dn, LockType::Dn);
+        let m = self.mutation(reqid)?;
+        let d = self.cache.dentry(dn).ok_or(LockerError::UnknownLock(id))?;
+        let projected = m.holds(id, crate::mutation::XLOCK) || self.lk(id)?.can_read_projected(m.client);
+        Ok(if projected { d.projected_linkage() } else { d.linkage() })
+    }
+
+    /// `path_traverse` with RDLOCK_PATH | RDLOCK_SNAP (§5.1).
+    pub(crate) fn path_traverse(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+        want: Want,
+    ) -> Result<Step<Traversed>, LockerError> {
+        let Some(base) = self.cache.lookup_ino(path.base) else {
+            return Ok(Step::Fail(Errno::ENOENT));
+        };
+        if !self.rdlock_snap_chain(reqid, base)? {
+            return Ok(Step::Wait);
+        }
+        let mut locks: Vec<LockOp> = Vec::new();
+        let mut cur = base;
+        let mut out = Traversed { dir: None, dn: None, target: Some(base) };
+        let n = path.components.len();
+        for (i, name) in path.components.iter().enumerate() {
+            let last = i + 1 == n;
+            if !self.cache.inode(cur).is_some_and(|c| c.is_dir()) {
+                return Ok(Step::Fail(Errno::ENOTDIR));
+            }
+            if name.len() > NAME_MAX {
+                return Ok(Step::Fail(Errno::ENAMETOOLONG));
+            }
+            let dn = match self.cache.lookup_dentry(cur, name) {
+                Some(d) => d,
+                // One complete, auth dirfrag per directory: a miss is real. Keep a null
+                // dentry only if the caller wants to lock it.
+                None if last && want.want_dentry => {
+                    let frag = self.cache.dirfrag_of(cur);
+                    self.cache.add_null_dentry(frag, name)
+                }
+                None => return Ok(Step::Fail(Errno::ENOENT)),
+            };
+            let dn_lock = LockId::dentry(dn, LockType::Dn);
+            if last && want.xlock_dentry {
+                locks.push(LockOp::wr(LockId::inode(cur, LockType::IFile)));
+                locks.push(LockOp::wr(LockId::inode(cur, LockType::INest)));
+                if want.rdlock_authlock {
+                    locks.push(LockOp::rd(LockId::inode(cur, LockType::IAuth)));
+                }
+                locks.push(LockOp::x(dn_lock));
+            } else {
+                locks.push(LockOp::rd(dn_lock));
+            }
+            if !self.acquire_locks(reqid, &locks)? {
+                return Ok(Step::Wait);
+            }
+            let linkage = self.visible_linkage(dn, reqid)?;
+            out.dir = Some(cur);
+            out.dn = Some(dn);
+            if last && want.want_dentry {
+                out.target = match linkage {
+                    Linkage::Primary(t) => Some(t),
+                    Linkage::Remote { ino, .. } => self.cache.lookup_ino(ino),
+                    Linkage::Null => None,
+                };
+                return Ok(Step::Done(out));
+            }
+            let child = match linkage {
+                Linkage::Null => return Ok(Step::Fail(Errno::ENOENT)),
+                Linkage::Primary(t) => t,
+                Linkage::Remote { ino, .. } => match self.cache.lookup_ino(ino) {
+                    Some(t) => t,
+                    None => return Ok(Step::Fail(Errno::ENOENT)),
+                },
+            };
+            locks.push(LockOp::rd(LockId::inode(child, LockType::ISnap)));
+            if !self.acquire_locks(reqid, &locks)? {
+                return Ok(Step::Wait);
+            }
+            cur = child;
+            out.target = Some(child);
+        }
+        Ok(Step::Done(out))
+    }
+
+    /// Fails a request: safe error reply, locks dropped, nothing changed.
+    pub(crate) fn reply_error(&mut self, reqid: ReqId, errno: Errno) -> Result<(), LockerError> {
+        if let Some(client) = self.mutation(reqid)?.client {
+            self.fx.push(crate::effects::Effect::Reply(Reply {
+                reqid,
+                client,
+                safe: true,
+                result: Err(errno),
+            }));
+        }
+        self.cleanup_request(reqid)
+    }
+
+    /// Replies to a read-only request and finishes it.
+    fn reply_read(&mut self, reqid: ReqId, ino: Ino) -> Result<(), LockerError> {
+        if let Some(client) = self.mutation(reqid)?.client {
+            self.mark_event(reqid, "replying");
+            self.fx.push(crate::effects::Effect::Reply(Reply {
+                reqid,
+                client,
+                safe: true,
+                result: Ok(Some(ino)),
+            }));
+        }
+        self.cleanup_request(reqid)
+    }
+
+    /// The caps this client holds on an inode (for the "lacks Ax" style rules of §5.2).
+    fn client_issued(&self, inode: InodeId, client: Option<ClientId>) -> u32 {
+        let Some(c) = client else { return 0 };
+        self.cache.inode(inode).and_then(|n| n.caps().get(&c)).map(|cap| cap.issued()).unwrap_or(0)
+    }
+
+    /// LOOKUP and GETATTR (§5.2).
+    pub(crate) fn handle_getattr(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+        mask: u32,
+    ) -> Result<(), LockerError> {
+        let t = match self.path_traverse(reqid, path, Want::default())? {
+            Step::Done(t) => t,
+            Step::Wait => return Ok(()),
+            Step::Fail(e) => return self.reply_error(reqid, e),
+        };
+        let Some(target) = t.target else {
+            return self.reply_error(reqid, Errno::ENOENT);
+        };
+        let client = self.mutation(reqid)?.client;
+        let issued = self.client_issued(target, client);
+        let mut locks = Vec::new();
+        let lk = |ty| LockId::inode(target, ty);
+        if mask & LINK_SHARED != 0 && issued & LINK_EXCL == 0 {
+            locks.push(LockOp::rd(lk(LockType::ILink)));
+        }
+        if mask & AUTH_SHARED != 0 && issued & AUTH_EXCL == 0 {
+            locks.push(LockOp::rd(lk(LockType::IAuth)));
+        }
+        if mask & XATTR_SHARED != 0 && issued & XATTR_EXCL == 0 {
+            locks.push(LockOp::rd(lk(LockType::IXattr)));
+        }
+        if mask & FILE_SHARED != 0 && issued & FILE_EXCL == 0 {
+            // Skip the filelock rdlock when this client can already read it (§8 fact 66).
+            let file = self.lk(lk(LockType::IFile))?;
+            let skip = !file.is_stable() && !file.is_wrlocked() && file.can_read(client);
+            if !skip {
+                locks.push(LockOp::rd(lk(LockType::IFile)));
+            }
+        }
+        if !self.acquire_locks(reqid, &locks)? {
+            return Ok(());
+        }
+        if let (Some(dn), Some(dir), Some(client)) = (t.dn, t.dir, client) {
+            self.issue_client_lease(dn, dir, client)?;
+        }
+        let ino = self.cache.inode(target).map(|n| n.ino()).unwrap_or(Ino(0));
+        self.reply_read(reqid, ino)
+    }
+
+    /// `issue_client_lease` (§4.15, §8 fact 80): a dentry lease goes with the reply only if the
+    /// DN lock allows it for this client, the directory is not a stray, the directory's filelock
+    /// does *not* allow this client a lease (then its shared dir caps cover the dentry), and the
+    /// client has no `Fs`/`Fx` pending on the directory.
+    fn issue_client_lease(
+        &mut self,
+        dn: DentryId,
+        dir: InodeId,
+        client: ClientId,
+    ) -> Result<(), LockerError> {
+        let dn_lock = LockId::dentry(dn, LockType::Dn);
+        let dir_pending =
+            self.cache.inode(dir).and_then(|n| n.caps().get(&client)).map(|c| c.pending()).unwrap_or(0);
+        let ok = self.lk(dn_lock)?.can_lease(Some(client))
+            && !self.cache.is_stray(dir)
+            && !self.lk(LockId::inode(dir, LockType::IFile))?.can_lease(Some(client))
+            && dir_pending & (FILE_SHARED | FILE_EXCL) == 0;
+        if !ok {
+            return Ok(());
+        }
+        self.next_lease_seq = self.next_lease_seq.wrapping_add(1);
+        let seq = self.next_lease_seq;
+        self.lkm(dn_lock)?.leases.insert(client, seq);
+        let dir_ino = self.cache.inode(dir).map(|n| n.ino()).unwrap_or(Ino(0));
+        let name = self.cache.dentry(dn).map(|d| d.name().to_string()).unwrap_or_default();
+        self.fx.push(crate::effects::Effect::LeaseGrant { client, dir: dir_ino, name, seq });
+        Ok(())
+    }
+
+    /// A client released a dentry lease (or acknowledged its revoke): drop it if `seq` is
+    /// current and let a DN transition waiting on leases complete.
+    pub(crate) fn handle_lease_release(
+        &mut self,
+        client: ClientId,
+        dir: Ino,
+        name: &str,
+        seq: u32,
+    ) -> Result<(), LockerError> {
+        if !self.sessions.contains_key(&client) {
+            return Err(LockerError::NoSession(client));
+        }
+        let dir = self.cache.lookup_ino(dir).ok_or(LockerError::UnknownInode(dir))?;
+        let Some(dn) = self.cache.lookup_dentry(dir, name) else {
+            return Ok(());
+        };
+        let id = LockId::dentry(dn, LockType::Dn);
+        let lock = self.lkm(id)?;
+        if lock.leases.get(&client).is_some_and(|s| *s == seq) {
+            lock.leases.remove(&client);
+            if !self.lk(id)?.is_stable() {
+                self.eval_gather(id, false)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `rdlock_path_xlock_dentry` plus the create checks shared by MKDIR and CREATE.
+    fn lock_new_dentry(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+    ) -> Result<Step<(InodeId, DentryId)>, LockerError> {
+        if path.depth() == 0 {
+            return Ok(Step::Fail(Errno::EINVAL));
+        }
+        if self.cache.lookup_ino(path.base).is_some_and(|b| self.is_system_dir(b)) {
+            return Ok(Step::Fail(Errno::EROFS));
+        }
+        let want = Want { xlock_dentry: true, rdlock_authlock: true, want_dentry: true };
+        match self.path_traverse(reqid, path, want)? {
+            Step::Done(Traversed { dir: Some(dir), dn: Some(dn), .. }) => {
+                if self.is_system_dir(dir) {
+                    return Ok(Step::Fail(Errno::EROFS));
+                }
+                Ok(Step::Done((dir, dn)))
+            }
+            Step::Done(_) => Ok(Step::Fail(Errno::EINVAL)),
+            Step::Wait => Ok(Step::Wait),
+            Step::Fail(e) => Ok(Step::Fail(e)),
+        }
+    }
+
+    fn is_system_dir(&self, dir: InodeId) -> bool {
+        dir == self.cache.mdsdir() || self.cache.is_stray(dir)
+    }
+
+    /// MKDIR (§5.2, §8 fact 61).
+    pub(crate) fn handle_mkdir(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+        mode: u32,
+    ) -> Result<(), LockerError> {
+        let (dir, dn) = match self.lock_new_dentry(reqid, path)? {
+            Step::Done(x) => x,
+            Step::Wait => return Ok(()),
+            Step::Fail(e) => return self.reply_error(reqid, e),
+        };
+        if self.cache.dentry(dn).is_some_and(|d| d.projected_linkage() != Linkage::Null) {
+            return self.reply_error(reqid, Errno::EEXIST);
+        }
+        let data = InodeData { mode: S_IFDIR | (mode & 0o7777), nlink: 1, ..InodeData::default() };
+        let newi = self.create_linked_inode(reqid, dir, dn, data)?;
+        // The new directory starts with its cap-bearing locks in EXCL for its creator.
+        self.init_new_inode_caps(
+            reqid,
+            newi,
+            &[LockType::IFile, LockType::IAuth, LockType::IXattr],
+            PIN | ANY_SHARED | ANY_EXCL,
+        )?;
+        self.journal_new_inode(reqid, "mkdir", newi)
+    }
+
+    /// CREATE / openc (§5.2): a new file, or (without O_EXCL) an OPEN of an existing one.
+    pub(crate) fn handle_create(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+        mode: u32,
+        excl: bool,
+        file_mode: u32,
+    ) -> Result<(), LockerError> {
+        let (dir, dn) = match self.lock_new_dentry(reqid, path)? {
+            Step::Done(x) => x,
+            Step::Wait => return Ok(()),
+            Step::Fail(e) => return self.reply_error(reqid, e),
+        };
+        let existing = self.cache.dentry(dn).map(|d| d.projected_linkage()).unwrap_or(Linkage::Null);
+        if existing != Linkage::Null {
+            if excl {
+                return self.reply_error(reqid, Errno::EEXIST);
+            }
+            return self.open_existing(reqid, existing, file_mode);
+        }
+        let data = InodeData { mode: S_IFREG | (mode & 0o7777), nlink: 1, ..InodeData::default() };
+        let newi = self.create_linked_inode(reqid, dir, dn, data)?;
+        // authlock and xattrlock start in EXCL; the filelock gets there through eval (§5.2).
+        self.init_new_inode_caps(
+            reqid,
+            newi,
+            &[LockType::IAuth, LockType::IXattr],
+            caps_for_mode(file_mode),
+        )?;
+        self.journal_new_inode(reqid, "openc", newi)
+    }
+
+    /// The non-O_EXCL create of an existing file becomes an OPEN: it already holds the path
+    /// locks (here the dentry's xlock, which only orders it behind concurrent creates), gets a
+    /// cap for the open mode and replies.
+    fn open_existing(&mut self, reqid: ReqId, linkage: Linkage, file_mode: u32) -> Result<(), LockerError> {
+        let target = match linkage {
+            Linkage::Primary(t) => Some(t),
+            Linkage::Remote { ino, .. } => self.cache.lookup_ino(ino),
+            Linkage::Null => None,
+        };
+        let Some(target) = target else {
+            return self.reply_error(reqid, Errno::ENOENT);
+        };
+        if self.cache.inode(target).is_some_and(|n| n.is_dir()) {
+            return self.reply_error(reqid, Errno::EISDIR);
+        }
+        if let Some(client) = self.mutation(reqid)?.client {
+            self.add_cap(client, target, caps_for_mode(file_mode))?;
+        }
+        let ino = self.cache.inode(target).map(|n| n.ino()).unwrap_or(Ino(0));
+        self.reply_read(reqid, ino)
+    }
+
+    /// Allocates the new inode, projects its link into `dn` and the parent's stats
+    /// (`predirty_journal_parents` with PREDIRTY_DIR and a link-count change, one level).
+    fn create_linked_inode(
+        &mut self,
+        reqid: ReqId,
+        dir: InodeId,
+        dn: DentryId,
+        mut data: InodeData,
+    ) -> Result<InodeId, LockerError> {
+        let is_dir = data.mode & S_IFMT == S_IFDIR;
+        let now = self.now_ms();
+        // Modelled as the client's preallocated inode range, so early reply stays allowed
+        // (§8 fact 58 forbids it only for inode-table allocations).
+        let ino = self.cache.alloc_ino();
+        data.ctime_ms = now;
+        data.mtime_ms = now;
+        data.version =
+            self.cache.pre_dirty_dentry(dn, 0).ok_or(LockerError::Precondition("dentry vanished"))?;
+        let newi = self.cache.insert_inode(ino, data);
+        if is_dir {
+            self.cache.open_dirfrag(newi, true);
+        }
+        self.cache.push_projected_linkage(dn, reqid, Linkage::Primary(newi));
+        self.note_projection(reqid, Projection::Linkage(dn))?;
+        self.predirty_parent(reqid, dir, is_dir, 1)?;
+        Ok(newi)
+    }
+
+    /// `predirty_journal_parents` for one level: the parent dirfrag's fragstat and rstat and
+    /// the parent inode's dirstat and rstat, folded at once (one auth dirfrag, §4.13). Requires
+    /// the parent's filelock and nestlock wrlocks (§8 fact 71).
+    pub(crate) fn predirty_parent(
+        &mut self,
+        reqid: ReqId,
+        dir: InodeId,
+        is_dir: bool,
+        delta: i64,
+    ) -> Result<(), LockerError> {
+        let m = self.mutation(reqid)?;
+        if !m.holds(LockId::inode(dir, LockType::IFile), WRLOCK)
+            || !m.holds(LockId::inode(dir, LockType::INest), WRLOCK)
+        {
+            return Err(LockerError::Precondition(
+                "predirty_journal_parents needs the parent's filelock and nestlock wrlocks",
+            ));
+        }
+        let now = self.now_ms();
+        let add = |v: u64| v.saturating_add_signed(delta);
+        let frag = self.cache.dirfrag_of(dir);
+        let fnode =
+            self.cache.project_fnode(frag, reqid).ok_or(LockerError::Precondition("dirfrag vanished"))?;
+        if is_dir {
+            fnode.fragstat.nsubdirs = add(fnode.fragstat.nsubdirs);
+            fnode.rstat.rsubdirs = add(fnode.rstat.rsubdirs);
+        } else {
+            fnode.fragstat.nfiles = add(fnode.fragstat.nfiles);
+            fnode.rstat.rfiles = add(fnode.rstat.rfiles);
+        }
+        fnode.fragstat.mtime_ms = now;
+        fnode.fragstat.change_attr += 1;
+        fnode.rstat.rctime_ms = now;
+        fnode.accounted_fragstat = fnode.fragstat;
+        fnode.accounted_rstat = fnode.rstat;
+        let (fragstat, rstat) = (fnode.fragstat, fnode.rstat);
+        self.note_projection(reqid, Projection::Fnode(frag))?;
+        let pi = self.cache.project_inode(dir, reqid).ok_or(LockerError::Precondition("parent vanished"))?;
+        pi.dirstat = fragstat;
+        pi.rstat = rstat;
+        pi.mtime_ms = now;
+        pi.ctime_ms = now;
+        self.cache.pre_dirty_inode(dir);
+        self.note_projection(reqid, Projection::Inode(dir))
+    }
+
+    /// Puts a new inode's `excl` locks in EXCL with the creator as loner and gives the creator
+    /// a cap wanting `wanted` (issued at the end of the event, i.e. with the early reply).
+    fn init_new_inode_caps(
+        &mut self,
+        reqid: ReqId,
+        newi: InodeId,
+        excl: &[LockType],
+        wanted: u32,
+    ) -> Result<(), LockerError> {
+        let Some(client) = self.mutation(reqid)?.client else {
+            return Ok(());
+        };
+        if let Some(n) = self.cache.inode_mut(newi) {
+            n.want_loner = Some(client);
+        }
+        self.set_loner(newi, Some(client))?;
+        for ty in excl {
+            // A brand-new inode's initial state, not a transition (both ends stable).
+            self.lkm(LockId::inode(newi, *ty))?.state = LockState::Excl;
+        }
+        self.add_cap(client, newi, wanted)
+    }
+
+    /// Journals a create: the parent and dirfrag projections, the dentry link and the new
+    /// inode, then early reply / submit (§4.18).
+    fn journal_new_inode(&mut self, reqid: ReqId, what: &str, newi: InodeId) -> Result<(), LockerError> {
+        let mut changes = self.projected_changes(reqid)?;
+        let n = self.cache.inode(newi).ok_or(LockerError::Precondition("new inode vanished"))?;
+        let ino = n.ino();
+        changes.push(MetaChange::Inode { id: newi, ino, data: n.data().clone() });
+        let entry = JournalEntry::update(reqid, what, changes);
+        self.journal_and_reply(reqid, entry, Ok(Some(ino)))
+    }
+}
