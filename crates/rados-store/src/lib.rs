@@ -51,6 +51,7 @@ pub mod backend;
 pub mod clock;
 pub mod cls;
 pub mod cls_lock_client;
+pub mod cls_rbd_client;
 pub mod embedded;
 pub mod encoding;
 pub mod error;

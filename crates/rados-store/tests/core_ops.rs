@@ -149,14 +149,20 @@ async fn sub_ops_see_earlier_ones_in_order() {
     // Remove then recreate in one vector: xattrs and omap from before are gone.
     io.operate_write("o", &WriteOp::new().remove().create(true).append(b"fresh".as_slice())).await.unwrap();
     assert_eq!(snapshot(&io, "o").await, Some((b"fresh".to_vec(), BTreeMap::new(), BTreeMap::new())));
-    // A method sees the writes before it in the same vector.
+    // But a method's omap reads do not see omap keys written earlier in the same vector: an OSD
+    // serves omap reads from its object store, not from the transaction being built (the reason
+    // cls_rbd methods read before they write). "log" was not committed, so the method starts
+    // from nothing and its own write replaces the earlier one.
     io.operate_write(
         "o",
         &WriteOp::new().omap_set([("log", b"ab".to_vec())]).exec("test", "log_append", b"cd".as_slice()),
     )
     .await
     .unwrap();
-    assert_eq!(io.omap_get_vals_by_keys("o", &["log"]).await.unwrap()["log"], b"abcd");
+    assert_eq!(io.omap_get_vals_by_keys("o", &["log"]).await.unwrap()["log"], b"cd");
+    // Once committed, the next op's method does see it.
+    io.operate_write("o", &WriteOp::new().exec("test", "log_append", b"ef".as_slice())).await.unwrap();
+    assert_eq!(io.omap_get_vals_by_keys("o", &["log"]).await.unwrap()["log"], b"cdef");
     // An empty vector changes nothing and does not create.
     io.operate_write("empty", &WriteOp::new()).await.unwrap();
     assert!(!io.exists("empty").await.unwrap());

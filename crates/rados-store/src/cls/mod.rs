@@ -17,6 +17,7 @@ use crate::error::{Error, Result};
 use crate::types::{EntityAddr, EntityName, UTime};
 
 pub mod lock;
+pub mod rbd;
 
 /// What one class method sees: exactly one object, atomically (the OSD runs a method under the
 /// PG lock).
@@ -117,10 +118,12 @@ impl ClassRegistry {
         Self::default()
     }
 
-    /// The registry every embedded cluster starts with: the `lock` class (rbd §6).
+    /// The registry every embedded cluster starts with: the `lock` class (rbd §6) and the
+    /// `rbd` class subset images need (rbd §6.1).
     pub fn with_builtin_classes() -> Self {
         let mut reg = Self::new();
         lock::register(&mut reg);
+        rbd::register(&mut reg);
         reg
     }
 

@@ -297,6 +297,7 @@ pub(crate) fn apply_write_ops(
         return Ok(());
     }
     let mut scratch = slot.head.clone();
+    let committed = slot.head.as_ref();
     let mut changed = false;
     for op in ops {
         changed |= match op {
@@ -313,7 +314,7 @@ pub(crate) fn apply_write_ops(
             }
             WriteOpKind::Exec { class, method, input } => {
                 let entry = env.registry.read().unwrap_or_else(|e| e.into_inner()).lookup(class, method)?;
-                let mut ctx = ObjCtx::new(HeadRef::Rw(&mut scratch), entry.is_write(), env);
+                let mut ctx = ObjCtx::new(HeadRef::Rw(&mut scratch), committed, entry.is_write(), env);
                 (entry.func)(&mut ctx, input)?;
                 ctx.modified
             }
@@ -337,7 +338,8 @@ pub(crate) fn exec_write(
     env: &OpEnv<'_>,
 ) -> Result<Vec<u8>> {
     let mut scratch = slot.head.clone();
-    let mut ctx = ObjCtx::new(HeadRef::Rw(&mut scratch), true, env);
+    let committed = slot.head.as_ref();
+    let mut ctx = ObjCtx::new(HeadRef::Rw(&mut scratch), committed, true, env);
     let out = func(&mut ctx, input)?;
     if ctx.modified {
         slot.make_writeable(snapc, env.live_snaps);
@@ -353,7 +355,7 @@ pub(crate) fn exec_read(
     input: &[u8],
     env: &OpEnv<'_>,
 ) -> Result<Vec<u8>> {
-    let mut ctx = ObjCtx::new(HeadRef::Ro(Some(obj)), false, env);
+    let mut ctx = ObjCtx::new(HeadRef::Ro(Some(obj)), Some(obj), false, env);
     func(&mut ctx, input)
 }
 
@@ -450,8 +452,14 @@ pub(crate) enum HeadRef<'a> {
 }
 
 /// The [`ClsContext`] of the embedded OSD.
+///
+/// Omap reads go to `committed`, the object as it was before the op started, not to the scratch
+/// copy being written: an OSD serves omap reads from its object store, so a method (or a later
+/// step of the same op vector) never sees omap keys written earlier in the same transaction.
+/// Data and xattr reads see the scratch copy.
 pub(crate) struct ObjCtx<'a> {
     head: HeadRef<'a>,
+    committed: Option<&'a ObjectData>,
     writable: bool,
     env: &'a OpEnv<'a>,
     /// Set by any successful mutation, so a WR method that changed nothing does not bump the
@@ -460,8 +468,20 @@ pub(crate) struct ObjCtx<'a> {
 }
 
 impl<'a> ObjCtx<'a> {
-    pub fn new(head: HeadRef<'a>, writable: bool, env: &'a OpEnv<'a>) -> Self {
-        ObjCtx { head, writable, env, modified: false }
+    /// A context over `head`; omap reads see `committed` (the pre-op object).
+    pub fn new(
+        head: HeadRef<'a>,
+        committed: Option<&'a ObjectData>,
+        writable: bool,
+        env: &'a OpEnv<'a>,
+    ) -> Self {
+        ObjCtx { head, committed, writable, env, modified: false }
+    }
+
+    /// The object omap reads are served from: the committed object, which must still exist.
+    fn omap_source(&self) -> Result<&ObjectData> {
+        self.existing()?;
+        self.committed.ok_or_else(|| enoent(self.env.oid))
     }
 
     fn get(&self) -> Option<&ObjectData> {
@@ -538,12 +558,12 @@ impl ClsContext for ObjCtx<'_> {
     }
 
     fn omap_get_val(&self, key: &str) -> Result<Vec<u8>> {
-        let o = self.existing()?;
+        let o = self.omap_source()?;
         o.omap.get(key).cloned().ok_or_else(|| Error::NotFound(format!("no omap key {key:?}")))
     }
 
     fn omap_get_vals(&self, start_after: &str, max: u64) -> Result<(BTreeMap<String, Vec<u8>>, bool)> {
-        Ok(omap_page(self.existing()?, start_after, "", max))
+        Ok(omap_page(self.omap_source()?, start_after, "", max))
     }
 
     fn omap_set_vals(&mut self, kv: &BTreeMap<String, Vec<u8>>) -> Result<()> {
