@@ -56,6 +56,8 @@ pub mod embedded;
 pub mod encoding;
 pub mod error;
 pub mod ioctx;
+#[cfg(feature = "librados")]
+pub mod librados;
 pub mod names;
 pub mod ops;
 pub mod snap;

@@ -272,8 +272,12 @@ impl Inner {
             }
             deliveries
         });
+        // Real 16.2 reports a watch dropped this way as -ENOTCONN (the session is gone), not as
+        // -EBLOCKLISTED; only later calls on the client's other operations get 108.
         for (client, ctx, cookie) in deliveries {
-            client.deliver(Delivery::Error(ctx, cookie, Error::Blocklisted));
+            let error =
+                Error::Os { errno: errno::ENOTCONN, context: format!("watch {cookie} lost: blocklisted") };
+            client.deliver(Delivery::Error(ctx, cookie, error));
         }
         until
     }
@@ -690,7 +694,17 @@ impl ClientBackend for EmbeddedClient {
     }
 
     async fn watch_check(&self, handle: u64) -> Result<()> {
-        self.check()?;
+        // A blocklisted client's watches are gone; librados answers watch_check with -ENOTCONN
+        // then, as for any lost watch (seen on a real 16.2 cluster), not with -EBLOCKLISTED.
+        match self.check() {
+            Err(Error::Blocklisted) => {
+                return Err(Error::Os {
+                    errno: errno::ENOTCONN,
+                    context: format!("watch {handle} lost: blocklisted"),
+                });
+            }
+            other => other?,
+        }
         let registered = self.inner.with_hub(|hub| {
             hub.purge_expired(self.inner.clock.now(), self.inner.config.watch_timeout);
             hub.get(handle).is_some_and(|w| w.client.gid == self.shared.gid)
