@@ -16,8 +16,12 @@ fn main() {
 #[cfg(feature = "librados")]
 fn build_shim() {
     println!("cargo:rerun-if-changed=src/librados/shim.cpp");
-    cc::Build::new().cpp(true).std("c++17").warnings(true).extra_warnings(true).file("src/librados/shim.cpp").compile(
-        "cephlock_rados_shim",
-    );
+    cc::Build::new()
+        .cpp(true)
+        .std("c++17")
+        .warnings(true)
+        .extra_warnings(true)
+        .file("src/librados/shim.cpp")
+        .compile("cephlock_rados_shim");
     println!("cargo:rustc-link-lib=dylib=rados");
 }

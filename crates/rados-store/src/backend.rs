@@ -48,6 +48,11 @@ pub trait ClientBackend: Send + Sync + fmt::Debug {
     /// (lock expiry, watch timeouts) use this rather than the system clock.
     fn now(&self) -> UTime;
 
+    /// The clock [`ClientBackend::now`] reads, for callers that must also *wait* on cluster
+    /// time (lock request retries, notify and watch timeouts): the embedded cluster's clock,
+    /// which a simulator advances by hand, or the system clock on a real cluster.
+    fn clock(&self) -> std::sync::Arc<dyn crate::clock::Clock>;
+
     /// The id of the pool with this name; -ENOENT if there is none.
     fn pool_lookup(&self, name: &str) -> Result<PoolId>;
     /// Creates a pool; -EEXIST if the name is taken.

@@ -63,6 +63,11 @@ impl Client {
         self.backend.now()
     }
 
+    /// The cluster's clock, to wait on cluster time (see [`ClientBackend::clock`]).
+    pub fn clock(&self) -> Arc<dyn crate::clock::Clock> {
+        self.backend.clock()
+    }
+
     /// An I/O context on a pool (by name) and namespace ("" = default); -ENOENT if no such
     /// pool, -EINVAL / -ENAMETOOLONG for a bad namespace.
     pub fn ioctx(&self, pool: &str, namespace: &str) -> Result<IoCtx> {
@@ -165,6 +170,11 @@ impl IoCtx {
     /// The cluster's notion of now.
     pub fn now(&self) -> UTime {
         self.backend.now()
+    }
+
+    /// The cluster's clock, to wait on cluster time (see [`ClientBackend::clock`]).
+    pub fn clock(&self) -> Arc<dyn crate::clock::Clock> {
+        self.backend.clock()
     }
 
     /// The pool id.

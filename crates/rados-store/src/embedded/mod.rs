@@ -541,6 +541,10 @@ impl ClientBackend for EmbeddedClient {
         self.inner.clock.now()
     }
 
+    fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
     fn pool_lookup(&self, name: &str) -> Result<PoolId> {
         self.inner.pool_lookup(name)
     }

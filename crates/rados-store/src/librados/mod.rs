@@ -427,6 +427,10 @@ impl ClientBackend for LibradosClient {
         system_now()
     }
 
+    fn clock(&self) -> Arc<dyn crate::clock::Clock> {
+        Arc::new(crate::clock::SystemClock)
+    }
+
     fn pool_lookup(&self, name: &str) -> Result<PoolId> {
         blocking_inline(|| self.inner.cluster.pool_lookup(name))
     }
