@@ -3,7 +3,9 @@
 //! Each subcommand is a thin layer over a library crate; this file only parses arguments and
 //! turns every failure into one line on stderr and a non-zero exit, so scripts can rely on it.
 
+mod bench;
 mod demo;
+mod journal;
 mod sm;
 
 use std::io::{self, Write};
@@ -27,6 +29,11 @@ enum Command {
     /// Inspect the MDS lock state machines: export the tables, show them, draw them.
     #[command(subcommand)]
     Sm(sm::SmCommand),
+    /// Inspect, repair and stress an MDS journal in a local directory (like cephfs-journal-tool).
+    Journal(journal::JournalArgs),
+    /// Measure a workload and print a table or JSON.
+    #[command(subcommand)]
+    Bench(bench::BenchCommand),
 }
 
 /// A failure the user should see as one line.
@@ -38,6 +45,20 @@ pub(crate) enum CliError {
     /// Writing the output failed (other than a closed pipe, which is not an error).
     #[error("cannot write output: {0}")]
     Io(#[from] io::Error),
+    /// The journal library refused or failed (no header, corrupt header, device error...).
+    #[error("{0}")]
+    Journal(#[from] mds_journal::JournalError),
+    /// Reading or writing a file the user named failed.
+    #[error("{path}: {source}")]
+    File {
+        /// The file, as given.
+        path: String,
+        /// Why.
+        source: io::Error,
+    },
+    /// Anything else that stops a command (the runtime would not start, a task died...).
+    #[error("{0}")]
+    Failed(String),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +71,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Sm(cmd) => sm::run(&cmd, &mut out),
+        Command::Journal(args) => journal::run(&args, &mut out),
+        Command::Bench(cmd) => bench::run(&cmd, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::from));
     match result {

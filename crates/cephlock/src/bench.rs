@@ -1,0 +1,145 @@
+//! `cephlock bench <workload>`: measurements a user can rerun on their own machine (anchors
+//! §1.6).
+//!
+//! Each workload is its own module with its own arguments; this file holds what they share:
+//! the common options, latency summaries from HdrHistogram, the progress bar (drawn only when
+//! stderr is a terminal, so that piped or captured runs stay clean), and scratch directories.
+//! Only the `journal` workload exists so far; the lock workloads will join as their crates land.
+
+mod journal;
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use hdrhistogram::Histogram;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use crate::CliError;
+
+/// The `bench` workloads.
+#[derive(Subcommand, Debug)]
+pub(crate) enum BenchCommand {
+    /// MDS journal: events/s and wait_safe latency with group commit vs fdatasync per entry.
+    #[command(after_long_help = journal::JSON_SHAPE)]
+    Journal(journal::JournalBenchArgs),
+}
+
+/// Options every workload takes.
+#[derive(Args, Debug, Clone)]
+pub(crate) struct CommonArgs {
+    /// Print one JSON document instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Seconds of measurement per configuration.
+    #[arg(long, value_name = "S", default_value_t = 2.0, value_parser = parse_duration)]
+    duration: f64,
+    /// Client (submitter) counts to run, comma separated.
+    #[arg(long, value_name = "N,...", value_delimiter = ',', default_values_t = [1u32, 4, 16, 64],
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    clients: Vec<u32>,
+}
+
+impl CommonArgs {
+    fn duration(&self) -> Duration {
+        Duration::from_secs_f64(self.duration)
+    }
+}
+
+fn parse_duration(s: &str) -> Result<f64, String> {
+    let v: f64 = s.parse().map_err(|e| format!("{s:?} is not a number of seconds: {e}"))?;
+    if !(v.is_finite() && v > 0.0 && v <= 3600.0) {
+        return Err(format!("{s:?} must be more than 0 and at most 3600 seconds"));
+    }
+    Ok(v)
+}
+
+pub(crate) fn run(cmd: &BenchCommand, out: &mut dyn std::io::Write) -> Result<(), CliError> {
+    match cmd {
+        BenchCommand::Journal(args) => journal::run(args, out),
+    }
+}
+
+/// A latency histogram in nanoseconds, 3 significant digits, up to a minute.
+fn new_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid")
+}
+
+/// Latency percentiles in microseconds, as every workload reports them.
+#[derive(Debug, Clone, Copy, Serialize)]
+struct LatencySummary {
+    samples: u64,
+    mean: f64,
+    p50: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+impl LatencySummary {
+    fn of(h: &Histogram<u64>) -> LatencySummary {
+        let us = |ns: u64| ns as f64 / 1e3;
+        LatencySummary {
+            samples: h.len(),
+            mean: h.mean() / 1e3,
+            p50: us(h.value_at_quantile(0.50)),
+            p99: us(h.value_at_quantile(0.99)),
+            p999: us(h.value_at_quantile(0.999)),
+            max: us(h.max()),
+        }
+    }
+}
+
+/// A progress bar over `steps` configurations on a terminal, a hidden one otherwise.
+fn progress(steps: u64) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new(steps);
+    if let Ok(style) = ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg}") {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb
+}
+
+/// A directory for one run's files, removed when dropped (also on error paths).
+struct Scratch(PathBuf);
+
+impl Scratch {
+    /// A fresh `cephlock-bench-<tag>-<pid>` directory inside `parent`.
+    fn new(parent: &Path, tag: &str) -> Result<Scratch, CliError> {
+        let dir = parent.join(format!("cephlock-bench-{tag}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).map_err(|e| CliError::file(&dir, e))?;
+        Ok(Scratch(dir))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The file system type `path` lives on, from /proc/mounts (longest matching mount point), so a
+/// reader can tell an ext4 figure from a tmpfs one, where fdatasync costs nothing.
+fn fs_type(path: &Path) -> String {
+    let Ok(path) = path.canonicalize() else { return "unknown".into() };
+    let Ok(mounts) = std::fs::read_to_string("/proc/mounts") else { return "unknown".into() };
+    mounts
+        .lines()
+        .filter_map(|line| {
+            let mut f = line.split_whitespace();
+            let (_src, mnt, ty) = (f.next()?, f.next()?, f.next()?);
+            path.starts_with(mnt).then(|| (mnt.len(), ty.to_owned()))
+        })
+        .max_by_key(|(len, _)| *len)
+        .map(|(_, ty)| ty)
+        .unwrap_or_else(|| "unknown".into())
+}
