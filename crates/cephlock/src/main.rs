@@ -66,6 +66,7 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return report_clap_error(&err),
     };
+    init_tracing();
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
@@ -84,6 +85,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Library crates report through `tracing`; show warnings by default on stderr (never stdout,
+/// which carries the command's output), and more with `RUST_LOG`, e.g.
+/// `RUST_LOG=rbd_exclusive_lock=debug`.
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
 }
 
 /// Prints help and version as clap does, and every other parse error as a single line that
