@@ -4,9 +4,10 @@
 //! Each workload is its own module with its own arguments; this file holds what they share:
 //! the common options, latency summaries from HdrHistogram, the progress bar (drawn only when
 //! stderr is a terminal, so that piped or captured runs stay clean), and scratch directories.
-//! Only the `journal` workload exists so far; the lock workloads will join as their crates land.
+//! Workloads so far: `journal` and `rbd-pingpong`; the others join as their crates land.
 
 mod journal;
+mod rbd_pingpong;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -25,6 +26,9 @@ pub(crate) enum BenchCommand {
     /// MDS journal: events/s and wait_safe latency with group commit vs fdatasync per entry.
     #[command(after_long_help = journal::JSON_SHAPE)]
     Journal(journal::JournalBenchArgs),
+    /// RBD exclusive lock: cooperative hand-overs/s and hand-over latency between clients.
+    #[command(name = "rbd-pingpong", after_long_help = rbd_pingpong::JSON_SHAPE)]
+    RbdPingpong(rbd_pingpong::PingpongArgs),
 }
 
 /// Options every workload takes.
@@ -59,6 +63,7 @@ fn parse_duration(s: &str) -> Result<f64, String> {
 pub(crate) fn run(cmd: &BenchCommand, out: &mut dyn std::io::Write) -> Result<(), CliError> {
     match cmd {
         BenchCommand::Journal(args) => journal::run(args, out),
+        BenchCommand::RbdPingpong(args) => rbd_pingpong::run(args, out),
     }
 }
 

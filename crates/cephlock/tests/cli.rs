@@ -117,3 +117,20 @@ fn demo_runs() {
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
     assert!(v["xlock_walk"].as_array().is_some_and(|a| !a.is_empty()));
 }
+
+/// rbd spec §3.5: a cooperative hand-over costs REQUEST_LOCK, RELEASED_LOCK and ACQUIRED_LOCK,
+/// and the run itself fails if more than one handle ends up owning the lock.
+#[test]
+fn bench_rbd_pingpong_json() {
+    let out = cephlock(&["bench", "rbd-pingpong", "--json", "--duration", "0.2", "--clients", "2,3"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
+    assert_eq!(v["workload"], "rbd-pingpong");
+    let results = v["results"].as_array().expect("results");
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert!(r["handovers"].as_u64().is_some_and(|n| n > 0), "{r}");
+        assert_eq!(r["notifies_per_handover"].as_f64(), Some(3.0), "{r}");
+    }
+    assert!(v["baseline"]["notify_round_trip"]["samples"].as_u64().is_some_and(|n| n > 0));
+}

@@ -368,3 +368,19 @@ async fn callback_context_acks_from_another_task() {
         "in order"
     );
 }
+
+/// The embedded cluster counts accepted notifies, so benchmarks can report messages per op.
+#[tokio::test]
+async fn notify_count_counts_accepted_notifies() {
+    let clock = Arc::new(SimClock::new());
+    let cluster = Cluster::with_clock(clock, ClusterConfig::default());
+    cluster.create_pool("p").unwrap();
+    let io = cluster.connect().ioctx("p", "").unwrap();
+    io.create("o", false).await.unwrap();
+    assert_eq!(cluster.notify_count(), 0);
+    io.notify("o", b"x", Duration::from_secs(1)).await.unwrap();
+    io.notify("o", b"y", Duration::from_secs(1)).await.unwrap();
+    // A notify on a missing object is refused and not counted.
+    assert!(io.notify("missing", b"z", Duration::from_secs(1)).await.is_err());
+    assert_eq!(cluster.notify_count(), 2);
+}

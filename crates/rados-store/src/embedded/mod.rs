@@ -161,6 +161,8 @@ struct Inner {
     next_gid: AtomicU64,
     next_cookie: AtomicU64,
     next_notify: AtomicU64,
+    /// Notifies accepted so far: what benchmarks report as messages per operation.
+    notifies_sent: AtomicU64,
 }
 
 /// splitmix64: a tiny, well-mixed hash for deterministic nonces.
@@ -371,6 +373,7 @@ impl Cluster {
                 next_gid: AtomicU64::new(first_gid),
                 next_cookie: AtomicU64::new(FIRST_WATCH_COOKIE),
                 next_notify: AtomicU64::new(1),
+                notifies_sent: AtomicU64::new(0),
             }),
         }
     }
@@ -414,6 +417,12 @@ impl Cluster {
     /// the cluster clock, and its locks stay until broken. -ENOENT for an unknown gid.
     pub fn kill_client(&self, gid: Gid) -> Result<()> {
         self.inner.kill_client(gid)
+    }
+
+    /// How many notifies the cluster has accepted from all clients so far. Lets a benchmark or
+    /// test count the messages an operation costs (each notify reaches every watcher once).
+    pub fn notify_count(&self) -> u64 {
+        self.inner.notifies_sent.load(Ordering::Relaxed)
     }
 
     /// Whether a client is alive (connected and not killed).
@@ -729,6 +738,7 @@ impl ClientBackend for EmbeddedClient {
         self.check()?;
         Self::check_loc(&loc)?;
         self.require_object(&loc)?;
+        self.inner.notifies_sent.fetch_add(1, Ordering::Relaxed);
         let timeout = if timeout.is_zero() { self.inner.config.default_notify_timeout } else { timeout };
         let watch_timeout = self.inner.config.watch_timeout;
         let clock = self.inner.clock.clone();
