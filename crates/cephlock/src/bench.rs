@@ -8,6 +8,7 @@
 
 mod journal;
 mod rbd_pingpong;
+mod rbd_snap_forward;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -29,6 +30,9 @@ pub(crate) enum BenchCommand {
     /// RBD exclusive lock: cooperative hand-overs/s and hand-over latency between clients.
     #[command(name = "rbd-pingpong", after_long_help = rbd_pingpong::JSON_SHAPE)]
     RbdPingpong(rbd_pingpong::PingpongArgs),
+    /// RBD: latency of a snapshot forwarded to the lock owner, and the owner's write stall.
+    #[command(name = "rbd-snap-forward", after_long_help = rbd_snap_forward::JSON_SHAPE)]
+    RbdSnapForward(rbd_snap_forward::SnapForwardArgs),
 }
 
 /// Options every workload takes.
@@ -64,6 +68,7 @@ pub(crate) fn run(cmd: &BenchCommand, out: &mut dyn std::io::Write) -> Result<()
     match cmd {
         BenchCommand::Journal(args) => journal::run(args, out),
         BenchCommand::RbdPingpong(args) => rbd_pingpong::run(args, out),
+        BenchCommand::RbdSnapForward(args) => rbd_snap_forward::run(args, out),
     }
 }
 

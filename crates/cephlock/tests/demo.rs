@@ -1,0 +1,141 @@
+//! `cephlock demo` and `cephlock bench rbd-snap-forward` as a user runs them: the RBD seed story
+//! of rbd spec §7 told on the embedded cluster, its JSON summary, and the snapshot benchmark.
+
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+fn cephlock(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_cephlock")).args(args).output().expect("the binary runs")
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8(out.stdout.clone()).expect("utf-8 output")
+}
+
+fn json(args: &[&str]) -> Value {
+    let out = cephlock(args);
+    assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_str(&stdout(&out)).expect("valid JSON")
+}
+
+/// rbd §7.3–§7.5: the narration names the forwarded ops, who ran them, the lock moving, and the
+/// dead owner fenced; the MDS section says plainly what is not built.
+#[test]
+fn s7_demo_narrates_the_rbd_story() {
+    let out = cephlock(&["demo"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = stdout(&out);
+    for fact in [
+        "Story 1: RBD",
+        "SNAP_CREATE from nova-compute",
+        "RESIZE from nova-compute",
+        "ASYNC_COMPLETE from qemu",
+        "snapshot run by qemu, resize run by qemu",
+        "qemu kept its lock",
+        "vm-disk@before-upgrade exists and holds exactly qemu's first",
+        "RELEASED_LOCK from qemu, ACQUIRED_LOCK from nova-compute",
+        "RELEASED_LOCK from nova-compute, ACQUIRED_LOCK from qemu",
+        "blocklisted qemu",
+        "qemu's late write was refused",
+        "violations: 0",
+        "Story 2: MDS",
+        "Not built yet",
+        "SYNC_LOCK",
+    ] {
+        assert!(text.contains(fact), "the narration lacks {fact:?}:\n{text}");
+    }
+    assert!(!text.contains("VIOLATION"), "{text}");
+}
+
+/// The narration is the same on every run (simulated clock, one thread): a test or a doc can
+/// quote it.
+#[test]
+fn demo_output_is_deterministic() {
+    assert_eq!(stdout(&cephlock(&["demo"])), stdout(&cephlock(&["demo"])));
+}
+
+/// rbd §7.3.6, §7.4, §7.5 rows 3, 4 and 6, as machine-readable facts.
+#[test]
+fn s7_demo_json_reports_owners_snapshot_and_fencing() {
+    let v = json(&["demo", "--json"]);
+    assert_eq!(v["invariant_violations"], 0);
+    let rbd = &v["stories"][0];
+    assert_eq!(rbd["story"], "rbd");
+    assert!(rbd["invariant_checks"].as_u64().unwrap() >= 20, "{}", rbd["invariant_checks"]);
+    assert_eq!(rbd["invariant_violations"], 0, "{}", rbd["violations"]);
+
+    // §7.3: forwarded, run by qemu, qemu kept the lock, contents verified.
+    let snap = &rbd["snapshot"];
+    assert_eq!(snap["requested_by"], "nova-compute");
+    assert_eq!(snap["run_by"], "qemu");
+    assert_eq!(snap["forwarded"], true);
+    assert_eq!(snap["exists"], true);
+    assert_eq!(snap["contents_verified"], true);
+    assert_eq!(snap["owner_kept_lock"], true);
+    let k = snap["writes_in_snapshot"].as_u64().unwrap();
+    assert!(snap["writes_done_before_request"].as_u64().unwrap() <= k);
+    assert!(k <= snap["writes_done_at_completion"].as_u64().unwrap());
+    // §7.4.
+    assert_eq!(rbd["resize"]["run_by"], "qemu");
+    assert_eq!(rbd["resize"]["forwarded"], true);
+    assert_eq!(rbd["resize"]["owner_kept_lock"], true);
+
+    // The owner after each step: qemu until nova-compute writes, back to qemu, then nova-compute
+    // once qemu is dead and fenced.
+    let owners: Vec<&str> =
+        rbd["phases"].as_array().unwrap().iter().map(|p| p["lock_owner"].as_str().unwrap_or("-")).collect();
+    assert_eq!(
+        owners,
+        ["qemu", "qemu", "qemu", "qemu", "nova-compute", "qemu", "qemu", "nova-compute", "nova-compute"]
+    );
+    let cookies: Vec<&str> =
+        rbd["phases"].as_array().unwrap().iter().map(|p| p["lock_cookie"].as_str().unwrap_or("-")).collect();
+    assert!(cookies[0].starts_with("auto "), "real-ceph §3 cookie format: {}", cookies[0]);
+    assert!(
+        cookies[..4].iter().all(|c| *c == cookies[0]),
+        "the cookie stays while qemu runs the ops: {cookies:?}"
+    );
+    assert_eq!(cookies[5], cookies[0], "qemu retakes the lock with its own cookie");
+
+    // §7.5 row 3 / real-ceph §3: the takeover waits for the 30 s watch timeout, then fences.
+    let dead = &rbd["dead_owner"];
+    assert!(dead["nova_write_blocked_s"].as_f64().unwrap() >= dead["watch_timeout_s"].as_f64().unwrap());
+    assert_eq!(dead["qemu_blocklisted"], true);
+    assert_eq!(dead["lock_broken"], true);
+    assert_eq!(dead["late_write_refused"], true);
+    assert!(dead["blocklisted"].as_array().is_some_and(|a| a.len() == 1));
+    let last = rbd["phases"].as_array().unwrap().last().unwrap();
+    assert_eq!(last["operations"][0]["client"], "qemu");
+    assert_eq!(last["operations"][0]["outcome"], "refused");
+    assert_eq!(rbd["writes"]["refused"], 1);
+    assert!(rbd["writes"]["accepted"].as_u64().unwrap() >= 35);
+
+    let mds = &v["stories"][1];
+    assert_eq!(mds["story"], "mds");
+    assert_eq!(mds["complete"], false);
+    assert!(mds["xlock_walk"].as_array().is_some_and(|a| !a.is_empty()));
+}
+
+/// `bench rbd-snap-forward` (issue rbd-ops, Benchmark): forwarded snapshot latency, the owner's
+/// write stall, and the baselines of the same run, with internally consistent figures.
+#[test]
+fn bench_rbd_snap_forward_json() {
+    let v = json(&["bench", "rbd-snap-forward", "--json", "--duration", "0.2"]);
+    assert_eq!(v["workload"], "rbd-snap-forward");
+    assert_eq!(v["backend"], "embedded");
+    let fwd = &v["forwarded_snap_create"];
+    assert!(fwd["latency_us"]["samples"].as_u64().unwrap() >= 1, "{fwd}");
+    assert!(fwd["latency_us"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(fwd["latency_us"]["p50"].as_f64().unwrap() <= fwd["latency_us"]["p99"].as_f64().unwrap());
+    assert_eq!(fwd["run_by_owner"], fwd["latency_us"]["samples"], "every snapshot ran on the owner");
+    assert_eq!(fwd["owner_kept_lock"], true);
+    let local = &v["baseline"]["local_snap_create"];
+    assert!(local["samples"].as_u64().unwrap() >= 1);
+    let alone = &v["baseline"]["writes_without_snapshot"];
+    assert!(alone["latency_us"]["samples"].as_u64().unwrap() >= 1);
+    assert!(alone["write_iops"].as_f64().unwrap() > 0.0);
+    let during = &fwd["writes_during_snapshot"];
+    assert!(during["max"].as_f64().unwrap() >= during["p50"].as_f64().unwrap());
+    assert!(v["forwarded_vs_local_p50"].as_f64().unwrap() > 0.0);
+}
