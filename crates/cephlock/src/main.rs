@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod journal;
+mod rbd;
 mod sm;
 
 use std::io::{self, Write};
@@ -34,6 +35,8 @@ enum Command {
     /// Measure a workload and print a table or JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// RBD images on a real Ceph cluster, interoperating with librbd (needs the `ceph` feature).
+    Rbd(rbd::RbdArgs),
 }
 
 /// A failure the user should see as one line.
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Sm(cmd) => sm::run(&cmd, &mut out),
         Command::Journal(args) => journal::run(&args, &mut out),
         Command::Bench(cmd) => bench::run(&cmd, &mut out),
+        Command::Rbd(args) => rbd::run(&args, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::from));
     match result {
