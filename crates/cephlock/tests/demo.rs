@@ -104,6 +104,8 @@ fn s7_demo_json_reports_owners_snapshot_and_fencing() {
     assert_eq!(dead["qemu_blocklisted"], true);
     assert_eq!(dead["lock_broken"], true);
     assert_eq!(dead["late_write_refused"], true);
+    // rbd §2.13: a fenced owner that wakes up gets -EBLOCKLISTED, not a lost connection.
+    assert_eq!(dead["late_write_errno"], 108);
     assert!(dead["blocklisted"].as_array().is_some_and(|a| a.len() == 1));
     let last = rbd["phases"].as_array().unwrap().last().unwrap();
     assert_eq!(last["operations"][0]["client"], "qemu");

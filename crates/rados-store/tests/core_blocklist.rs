@@ -183,3 +183,53 @@ async fn dead_owner_lock_break_sequence() {
         .await
         .unwrap();
 }
+
+/// The hung owner of rbd §7 table 5 / §1.6.3: a client that stops (a paused VM) looks dead once
+/// its watch times out, is blocklisted and broken by a peer, and when it wakes up its next
+/// operation fails with -EBLOCKLISTED (real-ceph §3: errno 108), not with a lost connection.
+/// The watch it lost while hung is reported to it with -ENOTCONN, as 16.2 does.
+#[tokio::test]
+async fn a_suspended_client_wakes_up_blocklisted() {
+    let (clock, c) = setup();
+    let (owner, peer) = (client_io(&c).await, client_io(&c).await);
+    let (ctx, mut rx) = watch_channel();
+    let h = owner.watch(OID, ctx).await.unwrap();
+    c.suspend_client(owner.client_gid()).unwrap();
+    assert!(!c.is_client_alive(owner.client_gid()));
+    assert_eq!(peer.list_watchers(OID).await.unwrap().len(), 1, "the watch outlives the hang for now");
+    clock.advance(Duration::from_secs(31));
+    assert!(peer.list_watchers(OID).await.unwrap().is_empty(), "gone after the watch timeout");
+    c.blocklist_add(&owner.addr(), Duration::from_secs(3600));
+
+    c.resume_client(owner.client_gid()).unwrap();
+    assert!(c.is_client_alive(owner.client_gid()));
+    assert_eq!(owner.write(OID, 0, b"late").await.unwrap_err(), Error::Blocklisted);
+    match rx.recv().await {
+        Some(WatchEvent::Error { handle, error }) => {
+            assert_eq!(handle, h);
+            assert_eq!(error.errno(), errno::ENOTCONN);
+        }
+        other => panic!("expected the lost watch to be reported, got {other:?}"),
+    }
+    assert!(c.resume_client(owner.client_gid()).is_err(), "not suspended any more");
+}
+
+/// A short hang (shorter than the watch timeout) costs nothing: the watch is still there and the
+/// client carries on.
+#[tokio::test]
+async fn a_short_suspension_keeps_the_watch() {
+    let (clock, c) = setup();
+    let (owner, peer) = (client_io(&c).await, client_io(&c).await);
+    let (ctx, _rx) = watch_channel();
+    let h = owner.watch(OID, ctx).await.unwrap();
+    c.suspend_client(owner.client_gid()).unwrap();
+    assert_eq!(owner.stat(OID).await.unwrap_err().errno(), errno::ENOTCONN, "a hung client sends nothing");
+    clock.advance(Duration::from_secs(10));
+    c.resume_client(owner.client_gid()).unwrap();
+    owner.watch_check(h).await.unwrap();
+    assert_eq!(peer.list_watchers(OID).await.unwrap().len(), 1);
+    owner.write(OID, 0, b"on time").await.unwrap();
+    // Its watch no longer expires: advancing far past the timeout keeps it.
+    clock.advance(Duration::from_secs(120));
+    assert_eq!(peer.list_watchers(OID).await.unwrap().len(), 1);
+}

@@ -127,7 +127,7 @@ struct WriteCounts {
 #[derive(Debug, Default, Serialize)]
 struct DeadOwnerReport {
     watch_timeout_s: f64,
-    /// Simulated seconds nova-compute's write waited after qemu died.
+    /// Simulated seconds nova-compute's write waited after qemu hung.
     nova_write_blocked_s: f64,
     blocklisted: Vec<String>,
     qemu_blocklisted: bool,
@@ -652,11 +652,12 @@ impl Story {
         let qemu_gid = gid_of(qemu);
         let qemu_addr =
             self.cluster.client_addr(qemu_gid).ok_or_else(|| failed("qemu's address", "unknown"))?;
-        // 7. kill -9: qemu stops answering, but its watch stays listed until the timeout.
-        self.cluster.kill_client(qemu_gid).map_err(|e| failed("killing qemu", e))?;
-        let killed_at = self.sim_seconds();
+        // 7. qemu hangs (kill -STOP, a paused VM): it stops answering, but its watch stays
+        //    listed until the watch timeout, and its lock stays until someone breaks it.
+        self.cluster.suspend_client(qemu_gid).map_err(|e| failed("stopping qemu", e))?;
+        let hung_at = self.sim_seconds();
         self.end_step(
-            "qemu is killed (kill -9); its lock and watch remain for now",
+            "qemu hangs (kill -STOP); its lock and watch remain for now",
             Vec::new(),
             &[("nova-compute", nova)],
         )
@@ -684,10 +685,10 @@ impl Story {
             ));
         }
         let r = task.await.map_err(|e| failed("nova-compute's write task", e))?;
-        let blocked = self.sim_seconds() - killed_at;
+        let blocked = self.sim_seconds() - hung_at;
         let write_ok = r.is_ok();
         let op = self.record_write("nova-compute", 42 * BLOCK, &block_data(2, 42), r);
-        self.check(write_ok, || format!("nova-compute's write after qemu died: {:?}", op.error));
+        self.check(write_ok, || format!("nova-compute's write after qemu hung: {:?}", op.error));
         self.end_step(
             "nova-compute writes: qemu's watch times out, nova-compute blocklists qemu and breaks its lock",
             vec![op],
@@ -696,13 +697,13 @@ impl Story {
         .await?;
         let owner = self.phases.last().and_then(|p| p.lock_owner.clone());
         let lock_broken = owner.as_deref() == Some("nova-compute");
-        self.check(lock_broken, || format!("after qemu died the lock is held by {owner:?}"));
+        self.check(lock_broken, || format!("after qemu hung the lock is held by {owner:?}"));
         let qemu_blocklisted = self.cluster.is_blocklisted(&qemu_addr);
         self.check(qemu_blocklisted, || format!("qemu ({qemu_addr}) is not blocklisted"));
         // The watch had to expire first: nova-compute cannot have broken the lock earlier.
         self.check(blocked >= watch_timeout.as_secs_f64(), || {
             format!(
-                "the lock was broken {blocked} s after qemu died, before its {watch_timeout:?} watch timeout"
+                "the lock was broken {blocked} s after qemu hung, before its {watch_timeout:?} watch timeout"
             )
         });
         let watchers =
@@ -712,12 +713,19 @@ impl Story {
         });
         let blocklisted = self.cluster.blocklist_list().iter().map(|(a, _)| a.to_string()).collect();
 
-        // 9. qemu's late write (a write its handle still had to send) is refused.
+        // 9. qemu wakes up (kill -CONT) still believing it owns the lock; the write it had
+        //    queued reaches the cluster and is refused: its address is fenced (§2.13).
+        self.cluster.resume_client(qemu_gid).map_err(|e| failed("waking qemu", e))?;
         let op = self.write("qemu", qemu, 43 * BLOCK, &block_data(1, 43)).await;
         let late_write_refused = op.outcome == "refused";
         let late_write_errno = op.errno;
         self.check(late_write_refused, || "qemu's late write was accepted".into());
-        self.end_step("qemu's late write is refused", vec![op], &[("nova-compute", nova)]).await?;
+        self.end_step(
+            "qemu wakes up (kill -CONT): its late write is refused",
+            vec![op],
+            &[("nova-compute", nova)],
+        )
+        .await?;
 
         Ok(DeadOwnerReport {
             watch_timeout_s: watch_timeout.as_secs_f64(),
@@ -881,7 +889,7 @@ pub(crate) fn narrate(r: &RbdReport, out: &mut dyn std::io::Write) -> std::io::R
     let d = &r.dead_owner;
     writeln!(
         out,
-        "  - After qemu was killed, nova-compute's write waited {:.0} s (simulated) until qemu's watch timed",
+        "  - After qemu hung, nova-compute's write waited {:.0} s (simulated) until qemu's watch timed",
         d.nova_write_blocked_s
     )?;
     writeln!(
@@ -895,20 +903,6 @@ pub(crate) fn narrate(r: &RbdReport, out: &mut dyn std::io::Write) -> std::io::R
             out,
             "  - qemu's late write was refused with -EBLOCKLISTED (108): its address is fenced."
         )?,
-        (true, Some(107)) => {
-            writeln!(
-                out,
-                "  - qemu's late write was refused with -ENOTCONN (107): the embedded cluster models kill -9,"
-            )?;
-            writeln!(
-                out,
-                "    and a dead process has no connection. Its address is blocklisted too, so a qemu that had"
-            )?;
-            writeln!(
-                out,
-                "    only hung and woke up would get -EBLOCKLISTED (108); the cluster cannot freeze a client yet."
-            )?
-        }
         (true, Some(e)) => writeln!(out, "  - qemu's late write was refused with -{} ({e}).", errno_name(e))?,
         _ => writeln!(out, "  - qemu's late write was NOT refused.")?,
     }

@@ -37,12 +37,20 @@ impl Delivery {
     }
 }
 
+/// A client's watches as it had them when it stopped: (cookie, callback).
+pub(crate) type HeldWatches = Vec<(u64, Arc<dyn WatchCtx>)>;
+
 /// Per-client state the cluster keeps (the OSDs' view of a session).
 pub(crate) struct ClientShared {
     pub gid: Gid,
     pub addr: EntityAddr,
     dead: Arc<AtomicBool>,
+    /// Since when the client has been silent (killed or suspended): its watches expire one
+    /// watch timeout later.
     killed_at: Mutex<Option<UTime>>,
+    /// Suspended rather than killed: [`ClientShared::resume`] may bring it back. Holds the
+    /// watches it had when it stopped, so that it can be told about the ones it lost.
+    suspended: Mutex<Option<HeldWatches>>,
     /// Feeds the client's callback task; created on first use, dropped when the client dies.
     dispatcher: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
 }
@@ -54,6 +62,7 @@ impl ClientShared {
             addr,
             dead: Arc::new(AtomicBool::new(false)),
             killed_at: Mutex::new(None),
+            suspended: Mutex::new(None),
             dispatcher: Mutex::new(None),
         }
     }
@@ -76,6 +85,26 @@ impl ClientShared {
         // Dropping the sender ends the callback task once it has skipped what is queued.
         self.dispatcher.lock().unwrap_or_else(|e| e.into_inner()).take();
         true
+    }
+
+    /// Stops the client as a hung process stops (a paused VM, a partition): like
+    /// [`ClientShared::kill`], but remembering its watches so that [`ClientShared::resume`] can
+    /// bring it back. Returns false if it was already dead or suspended.
+    pub fn suspend(&self, now: UTime, watches: HeldWatches) -> bool {
+        if !self.kill(now) {
+            return false;
+        }
+        *self.suspended.lock().unwrap_or_else(|e| e.into_inner()) = Some(watches);
+        true
+    }
+
+    /// Wakes a suspended client. Returns the watches it had when it stopped, or `None` if it
+    /// was not suspended (a killed client stays dead).
+    pub fn resume(&self) -> Option<HeldWatches> {
+        let watches = self.suspended.lock().unwrap_or_else(|e| e.into_inner()).take()?;
+        *self.killed_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.dead.store(false, Ordering::Release);
+        Some(watches)
     }
 
     /// Queues a callback. Callbacks of one client run one at a time, in order, on a task of

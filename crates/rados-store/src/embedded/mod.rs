@@ -35,7 +35,7 @@ use crate::snap::{SnapContext, SnapId, SnapSetInfo};
 use crate::types::{EntityAddr, EntityName, Gid, UTime};
 use crate::watch::{NotifyError, NotifyEvent, NotifyReply, WatchCtx, WatcherInfo};
 
-use hub::{ClientShared, Delivery, NotifyPoll, ObjKey, WatchHub, WatchRecord};
+use hub::{ClientShared, Delivery, HeldWatches, NotifyPoll, ObjKey, WatchHub, WatchRecord};
 use object::{OpEnv, Slot};
 
 /// Tunables of the embedded cluster. Defaults are Ceph 16.2's.
@@ -285,18 +285,56 @@ impl Inner {
     }
 
     fn kill_client(&self, gid: Gid) -> Result<()> {
-        let client = self
-            .clients
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&gid)
-            .cloned()
-            .ok_or_else(|| Error::NotFound(format!("no client.{gid}")))?;
+        let client = self.client(gid)?;
         let now = self.clock.now();
         if client.kill(now) {
             tracing::debug!(gid, %now, "client killed");
             // In-flight notifies now know when this client's watches will expire.
             self.with_hub(|hub| hub.wake_all());
+        }
+        Ok(())
+    }
+
+    fn client(&self, gid: Gid) -> Result<Arc<ClientShared>> {
+        self.clients
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&gid)
+            .cloned()
+            .ok_or_else(|| Error::NotFound(format!("no client.{gid}")))
+    }
+
+    fn suspend_client(&self, gid: Gid) -> Result<()> {
+        let client = self.client(gid)?;
+        let now = self.clock.now();
+        let watches = self.with_hub(|hub| {
+            hub.cookies_of(gid).into_iter().filter_map(|c| hub.get(c).map(|w| (c, w.ctx.clone()))).collect()
+        });
+        if client.suspend(now, watches) {
+            tracing::debug!(gid, %now, "client suspended");
+            self.with_hub(|hub| hub.wake_all());
+        }
+        Ok(())
+    }
+
+    fn resume_client(&self, gid: Gid) -> Result<()> {
+        let client = self.client(gid)?;
+        let Some(watches) = client.resume() else {
+            return Err(Error::InvalidArgument(format!("client.{gid} is not suspended")));
+        };
+        let now = self.clock.now();
+        let timeout = self.config.watch_timeout;
+        // Watches that timed out while it was silent are gone; it learns so as librados does
+        // when its next ping fails: an error callback with -ENOTCONN for each.
+        let lost: HeldWatches = self.with_hub(|hub| {
+            hub.purge_expired(now, timeout);
+            watches.into_iter().filter(|(c, _)| hub.get(*c).is_none()).collect()
+        });
+        tracing::debug!(gid, %now, lost = lost.len(), "client resumed");
+        for (cookie, ctx) in lost {
+            let error =
+                Error::Os { errno: errno::ENOTCONN, context: format!("watch {cookie} lost while suspended") };
+            client.deliver(Delivery::Error(ctx, cookie, error));
         }
         Ok(())
     }
@@ -417,6 +455,21 @@ impl Cluster {
     /// the cluster clock, and its locks stay until broken. -ENOENT for an unknown gid.
     pub fn kill_client(&self, gid: Gid) -> Result<()> {
         self.inner.kill_client(gid)
+    }
+
+    /// Simulates a client that hangs (a paused VM, a network partition) rather than dies: like
+    /// [`Cluster::kill_client`] while it lasts (no callbacks, its ops fail, its watches expire
+    /// one watch timeout later), but [`Cluster::resume_client`] brings it back. -ENOENT for an
+    /// unknown gid.
+    pub fn suspend_client(&self, gid: Gid) -> Result<()> {
+        self.inner.suspend_client(gid)
+    }
+
+    /// Wakes a suspended client. Its operations reach the cluster again, so if it was
+    /// blocklisted meanwhile they fail with -EBLOCKLISTED; each of its watches that expired
+    /// while it hung gets an error callback (-ENOTCONN). -EINVAL if it was not suspended.
+    pub fn resume_client(&self, gid: Gid) -> Result<()> {
+        self.inner.resume_client(gid)
     }
 
     /// How many notifies the cluster has accepted from all clients so far. Lets a benchmark or
