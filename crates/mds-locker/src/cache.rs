@@ -12,6 +12,7 @@ use lock_sm::{LockType, ObjectKind};
 
 use crate::capability::Capability;
 use crate::error::LockerError;
+use crate::flock::{FileLockRule, FileLockTable};
 use crate::ids::{ClientId, DentryId, DirfragId, Ino, InodeId, LockId, ObjRef, Rank, ReqId};
 use crate::lock::Lock;
 
@@ -23,9 +24,14 @@ pub const S_IFDIR: u32 = 0o040000;
 pub const S_IFREG: u32 = 0o100000;
 /// Symbolic link.
 pub const S_IFLNK: u32 = 0o120000;
+/// Named pipe (one of the types MKNOD creates).
+pub const S_IFIFO: u32 = 0o010000;
 
 /// How many stray directories each rank keeps (§6.4).
 pub const NUM_STRAY: u32 = 10;
+
+/// Bound on walks up the tree (a loop would be a bug; the bound keeps it from hanging).
+const MAX_DEPTH: u32 = 4096;
 
 /// First inode number handed to client-created inodes.
 pub const FIRST_CLIENT_INO: u64 = 1 << 40;
@@ -112,11 +118,14 @@ pub struct Inode {
     pub(crate) projected: VecDeque<ProjectedInode>,
     pub(crate) locks: Vec<Lock>,
     pub(crate) parent: Option<DentryId>,
+    pub(crate) projected_parent: Option<DentryId>,
     pub(crate) dirfrags: BTreeMap<u32, DirfragId>,
     pub(crate) caps: BTreeMap<ClientId, Capability>,
     pub(crate) loner: Option<ClientId>,
     pub(crate) want_loner: Option<ClientId>,
     pub(crate) auth_pins: u32,
+    pub(crate) flocks: FileLockTable,
+    pub(crate) fcntl_locks: FileLockTable,
 }
 
 impl Inode {
@@ -168,6 +177,27 @@ impl Inode {
     /// The primary dentry linking this inode, if any.
     pub fn parent(&self) -> Option<DentryId> {
         self.parent
+    }
+
+    /// The primary dentry once pending projections are applied (Ceph's
+    /// `get_projected_parent_dn`): where an unlink or rename in flight is moving the inode.
+    pub fn projected_parent(&self) -> Option<DentryId> {
+        self.projected_parent
+    }
+
+    /// The advisory locks of one family (in memory only, §5.2 SETFILELOCK).
+    pub fn file_locks(&self, rule: FileLockRule) -> &FileLockTable {
+        match rule {
+            FileLockRule::Flock => &self.flocks,
+            FileLockRule::Fcntl => &self.fcntl_locks,
+        }
+    }
+
+    pub(crate) fn file_locks_mut(&mut self, rule: FileLockRule) -> &mut FileLockTable {
+        match rule {
+            FileLockRule::Flock => &mut self.flocks,
+            FileLockRule::Fcntl => &mut self.fcntl_locks,
+        }
     }
 
     /// Dirfrags by frag value.
@@ -398,6 +428,8 @@ impl Cache {
             c.link_primary_now(dn, stray);
             c.strays.push(stray);
         }
+        let mdsdir = c.mdsdir;
+        c.recompute_dir_stats(mdsdir);
         c
     }
 
@@ -445,11 +477,14 @@ impl Cache {
             projected: VecDeque::new(),
             locks: new_locks(ObjectKind::Inode, true),
             parent: None,
+            projected_parent: None,
             dirfrags: BTreeMap::new(),
             caps: BTreeMap::new(),
             loner: None,
             want_loner: None,
             auth_pins: 0,
+            flocks: FileLockTable::default(),
+            fcntl_locks: FileLockTable::default(),
         }));
         self.by_ino.insert(ino, id);
         if ino.0 >= self.next_ino {
@@ -514,6 +549,65 @@ impl Cache {
         }
         if let Some(i) = self.inode_mut(inode) {
             i.parent = Some(dn);
+            i.projected_parent = Some(dn);
+        }
+    }
+
+    /// Makes `dn` a committed remote link to `ino` without journaling (test setup, replay).
+    /// The target's link count is the caller's business.
+    pub fn link_remote_now(&mut self, dn: DentryId, ino: Ino, d_type: u32) {
+        if let Some(d) = self.dentry_mut(dn) {
+            d.linkage = Linkage::Remote { ino, d_type };
+        }
+    }
+
+    /// Rebuilds a directory's committed entry statistics from its committed entries (one
+    /// level, as this rank folds them): every entry in the fragstat, primary links also in the
+    /// rstat. For building a namespace without journaling (test setup, replay).
+    pub fn recompute_dir_stats(&mut self, dir: InodeId) {
+        let frags: Vec<DirfragId> =
+            self.inode(dir).map(|n| n.dirfrags.values().copied().collect()).unwrap_or_default();
+        let (mut dirstat, mut rstat) = (DirStat::default(), NestStat::default());
+        for frag in frags {
+            let (mut fs, mut rs) = (DirStat::default(), NestStat::default());
+            let dns: Vec<DentryId> =
+                self.dirfrag(frag).map(|f| f.dentries.values().copied().collect()).unwrap_or_default();
+            for dn in dns {
+                let Some(linkage) = self.dentry(dn).map(|d| d.linkage) else { continue };
+                let (is_dir, primary) = match linkage {
+                    Linkage::Null => continue,
+                    Linkage::Primary(i) => (self.inode(i).is_some_and(|n| n.is_dir()), true),
+                    Linkage::Remote { d_type, .. } => (d_type == S_IFDIR, false),
+                };
+                match (is_dir, primary) {
+                    (true, true) => {
+                        fs.nsubdirs += 1;
+                        rs.rsubdirs += 1;
+                    }
+                    (false, true) => {
+                        fs.nfiles += 1;
+                        rs.rfiles += 1;
+                    }
+                    (true, false) => fs.nsubdirs += 1,
+                    (false, false) => fs.nfiles += 1,
+                }
+            }
+            if let Some(f) = self.dirfrag_mut(frag) {
+                f.fnode.fragstat = fs;
+                f.fnode.accounted_fragstat = fs;
+                f.fnode.rstat = rs;
+                f.fnode.accounted_rstat = rs;
+            }
+            dirstat.nfiles += fs.nfiles;
+            dirstat.nsubdirs += fs.nsubdirs;
+            rstat.rfiles += rs.rfiles;
+            rstat.rsubdirs += rs.rsubdirs;
+        }
+        if let Some(n) = self.inode_mut(dir) {
+            n.data.dirstat.nfiles = dirstat.nfiles;
+            n.data.dirstat.nsubdirs = dirstat.nsubdirs;
+            n.data.rstat.rfiles = rstat.rfiles;
+            n.data.rstat.rsubdirs = rstat.rsubdirs;
         }
     }
 
@@ -592,23 +686,100 @@ impl Cache {
         self.dirfrag(frag).map(|f| f.inode)
     }
 
+    /// The directory the inode's projected primary dentry lives in (where it is, counting
+    /// unlinks and renames in flight).
+    pub fn projected_parent_dir(&self, id: InodeId) -> Option<InodeId> {
+        let dn = self.inode(id)?.projected_parent?;
+        self.dentry_dir_inode(dn)
+    }
+
     /// Whether `dir` is one of this rank's stray directories.
     pub fn is_stray(&self, dir: InodeId) -> bool {
         self.strays.contains(&dir)
     }
 
-    /// Number of ancestors up to the root of its tree (root or `~mdsN`), for §4.3 ordering.
-    pub fn depth(&self, id: InodeId) -> u32 {
+    /// The base inode a projected walk from `id` ends at, with the number of steps taken:
+    /// Ceph's (`dir_root`, `dir_depth`) pair that `compare_paths` orders by (§4.3 rules 1–2).
+    pub fn projected_root_and_depth(&self, id: InodeId) -> (InodeId, u32) {
         let mut d = 0;
         let mut cur = id;
-        while let Some(p) = self.parent_dir(cur) {
+        while let Some(p) = self.projected_parent_dir(cur) {
             d += 1;
             cur = p;
-            if d > 4096 {
+            if d > MAX_DEPTH {
                 break;
             }
         }
-        d
+        (cur, d)
+    }
+
+    /// Number of (projected) ancestors up to the root of its tree (root or `~mdsN`), for §4.3
+    /// ordering.
+    pub fn depth(&self, id: InodeId) -> u32 {
+        self.projected_root_and_depth(id).1
+    }
+
+    /// Whether `anc` is `id` or one of its projected ancestors (Ceph's
+    /// `is_projected_ancestor_of`, used to refuse moving a directory into its own subtree).
+    pub fn is_projected_ancestor(&self, anc: InodeId, id: InodeId) -> bool {
+        let mut cur = Some(id);
+        let mut steps = 0;
+        while let Some(c) = cur {
+            if c == anc {
+                return true;
+            }
+            steps += 1;
+            if steps > MAX_DEPTH {
+                return false;
+            }
+            cur = self.projected_parent_dir(c);
+        }
+        false
+    }
+
+    /// Whether any entry of the directory has a non-null newest linkage: the unlocked
+    /// emptiness check Ceph runs before locking (`_dir_is_nonempty_unlocked`).
+    pub fn dir_has_projected_entries(&self, dir: InodeId) -> bool {
+        let Some(n) = self.inode(dir) else { return false };
+        n.dirfrags.values().filter_map(|f| self.dirfrag(*f)).any(|f| {
+            f.dentries
+                .values()
+                .any(|d| self.dentry(*d).is_some_and(|d| d.projected_linkage() != Linkage::Null))
+        })
+    }
+
+    /// The locked emptiness check (`_dir_is_nonempty`): the projected fragstat of every
+    /// dirfrag. Only meaningful while the caller can read the directory's filelock.
+    pub fn dir_projected_fragstat_nonzero(&self, dir: InodeId) -> bool {
+        let Some(n) = self.inode(dir) else { return false };
+        n.dirfrags.values().filter_map(|f| self.dirfrag(*f)).any(|f| {
+            let st = f.projected_fnode().fragstat;
+            st.nfiles + st.nsubdirs > 0
+        })
+    }
+
+    /// Drops a negative dentry nobody uses (no locks, waiters, leases, pins, projections):
+    /// Ceph trims such dentries from its LRU. Returns whether it was removed.
+    pub fn trim_null_dentry(&mut self, dn: DentryId) -> bool {
+        let Some(d) = self.dentry(dn) else { return false };
+        let idle = d.linkage == Linkage::Null
+            && d.projected.is_empty()
+            && d.auth_pins == 0
+            && d.locks.iter().all(|l| {
+                !l.is_used()
+                    && l.is_stable()
+                    && l.waiters().next().is_none()
+                    && l.state() == Lock::initial_state(l.ty)
+            });
+        if !idle {
+            return false;
+        }
+        let (frag, name) = (d.dir, d.name.clone());
+        if let Some(f) = self.dirfrag_mut(frag) {
+            f.dentries.remove(&name);
+        }
+        self.dentries[dn.0 as usize] = None;
+        true
     }
 
     /// A lock by id; `Err` if the object is gone or the type belongs to the other object kind.
@@ -688,8 +859,15 @@ impl Cache {
     /// non-base inodes (so the dentry and inode versions agree) and from the inode itself for
     /// base inodes. The projected copy must exist.
     pub fn pre_dirty_inode(&mut self, id: InodeId) -> Option<u64> {
+        let dn = self.inode(id)?.projected_parent;
+        self.pre_dirty_inode_via(id, dn)
+    }
+
+    /// `pre_dirty` with the primary dentry the inode will have once this mutation applies
+    /// (an unlink's stray dentry, a rename's destination), so both get the same version.
+    pub fn pre_dirty_inode_via(&mut self, id: InodeId, dn: Option<DentryId>) -> Option<u64> {
         let cur = self.inode(id)?.projected_data().version;
-        let version = match self.inode(id)?.parent {
+        let version = match dn {
             Some(dn) => self.pre_dirty_dentry(dn, cur)?,
             None => cur + 1,
         };
@@ -722,6 +900,11 @@ impl Cache {
         let d = self.dentry_mut(dn)?;
         let version = d.projected_version;
         d.projected.push_back(ProjectedLinkage { by, linkage, version });
+        if let Linkage::Primary(i) = linkage
+            && let Some(n) = self.inode_mut(i)
+        {
+            n.projected_parent = Some(dn);
+        }
         Some(())
     }
 

@@ -6,9 +6,10 @@
 //! `wanted` (what the client asked for). Lock transitions wait on `issued`, never on
 //! `pending`: a revoke only counts once the client says it let go.
 
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::ids::{ClientId, InodeId, ReqId};
+use crate::effects::{Errno, ReplyData};
+use crate::ids::{ClientId, Ino, InodeId, ReqId};
 
 /// One outstanding revocation: what the client held (`before`) when we sent `seq`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,6 +111,16 @@ impl Capability {
     }
 }
 
+/// What a finished write request replied, kept so that a re-sent copy is answered the same
+/// way instead of running twice (Ceph's `session->add_completed_request`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CompletedRequest {
+    /// The reply's result (always `Ok`: failed requests change nothing and may simply re-run).
+    pub result: Result<Option<Ino>, Errno>,
+    /// The reply's extra content.
+    pub data: ReplyData,
+}
+
 /// A client session (§4.14): the unit of liveness. A session that stops answering revokes is
 /// evicted, and its caps, leases and requests go with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -118,11 +129,32 @@ pub struct Session {
     pub(crate) last_seen_ms: u64,
     pub(crate) caps: BTreeSet<InodeId>,
     pub(crate) requests: BTreeSet<ReqId>,
+    pub(crate) completed: BTreeMap<ReqId, CompletedRequest>,
 }
 
 impl Session {
     pub(crate) fn new(client: ClientId, now_ms: u64) -> Session {
-        Session { client, last_seen_ms: now_ms, caps: BTreeSet::new(), requests: BTreeSet::new() }
+        Session {
+            client,
+            last_seen_ms: now_ms,
+            caps: BTreeSet::new(),
+            requests: BTreeSet::new(),
+            completed: BTreeMap::new(),
+        }
+    }
+
+    /// The completed-request table: successful writes by request id.
+    pub fn completed(&self) -> &BTreeMap<ReqId, CompletedRequest> {
+        &self.completed
+    }
+
+    /// Records a completed write, forgetting the oldest ids beyond `max` (Ceph trims by the
+    /// client's oldest unacknowledged tid; without that field in requests a bound stands in).
+    pub(crate) fn add_completed(&mut self, reqid: ReqId, done: CompletedRequest, max: usize) {
+        self.completed.insert(reqid, done);
+        while self.completed.len() > max.max(1) {
+            self.completed.pop_first();
+        }
     }
 
     /// The client.

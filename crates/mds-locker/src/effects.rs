@@ -5,6 +5,7 @@
 //! or cap message, and so on. Completions (journal safe, cap acks) come back as events. Tests
 //! drive it the same way and assert on the exact effect lists.
 
+use crate::flock::{FileLock, FileLockRule};
 use crate::ids::{ClientId, Ino, JournalSeq, LockId, Rank, ReqId};
 use crate::journal::JournalEntry;
 use crate::mutation::LockOp;
@@ -66,6 +67,110 @@ pub enum Op {
         /// Open mode (`caps::FILE_MODE_*`), deciding the wanted caps.
         file_mode: u32,
     },
+    /// READDIR (§5.2, §8 fact 65): list directory `path`.
+    Readdir {
+        /// The directory.
+        path: FilePath,
+    },
+    /// OPEN of an existing inode (§5.2), optionally truncating it.
+    Open {
+        /// The inode to open.
+        path: FilePath,
+        /// Open mode (`caps::FILE_MODE_*`), deciding the wanted caps.
+        file_mode: u32,
+        /// O_TRUNC: xlock the filelock and journal the truncation.
+        trunc: bool,
+        /// O_DIRECTORY: fail with ENOTDIR unless the target is a directory (or symlink).
+        directory: bool,
+        /// Getattr mask for the reply (`As`, `Xs` decide extra rdlocks).
+        mask: u32,
+    },
+    /// MKNOD (§5.2): a new non-directory inode; a type of 0 means a regular file.
+    Mknod {
+        /// Path of the new inode.
+        path: FilePath,
+        /// Type and permission bits (S_IFDIR and S_IFLNK are refused).
+        mode: u32,
+    },
+    /// SYMLINK (§5.2).
+    Symlink {
+        /// Path of the new link.
+        path: FilePath,
+        /// What it points to.
+        target: String,
+    },
+    /// UNLINK (§5.2, §8 fact 62): remove a non-directory name.
+    Unlink {
+        /// The name to remove.
+        path: FilePath,
+    },
+    /// RMDIR (§5.2, §8 fact 63): remove an empty directory.
+    Rmdir {
+        /// The directory to remove.
+        path: FilePath,
+    },
+    /// LINK (§5.2): a new name `path` for the inode that `target` names. Both are depth-1
+    /// paths (directory inode + name) as clients send them; a depth-0 `target` names the inode
+    /// by number.
+    Link {
+        /// The new name.
+        path: FilePath,
+        /// The existing name (or inode).
+        target: FilePath,
+    },
+    /// RENAME (§5.2, §8 fact 68): move `src` to `dest`, replacing what `dest` names. Both are
+    /// depth-1 paths.
+    Rename {
+        /// Destination name.
+        dest: FilePath,
+        /// Source name.
+        src: FilePath,
+    },
+    /// SETATTR (§5.2, §8 fact 64).
+    Setattr {
+        /// The inode.
+        path: FilePath,
+        /// Fields to set.
+        attrs: SetAttr,
+    },
+    /// SETXATTR (§5.2): xlock the xattrlock and set one extended attribute.
+    Setxattr {
+        /// The inode.
+        path: FilePath,
+        /// Attribute name (non-empty, not a `ceph.` virtual attribute).
+        name: String,
+        /// New value.
+        value: Vec<u8>,
+        /// XATTR_CREATE / XATTR_REPLACE semantics.
+        flags: XattrFlags,
+    },
+    /// REMOVEXATTR (§5.2).
+    Removexattr {
+        /// The inode.
+        path: FilePath,
+        /// Attribute name.
+        name: String,
+    },
+    /// SETFILELOCK (§5.2): take or release an advisory lock under an xlock of the flocklock.
+    SetFileLock {
+        /// The inode.
+        path: FilePath,
+        /// flock or fcntl family.
+        rule: FileLockRule,
+        /// The lock (kind `Unlock` releases); `client` is overwritten with the requester.
+        lock: FileLock,
+        /// F_SETLKW / blocking flock: wait for a conflicting lock to go instead of EAGAIN.
+        wait: bool,
+    },
+    /// GETFILELOCK (§5.2): report the first lock that would block `lock` (rdlock flocklock).
+    GetFileLock {
+        /// The inode.
+        path: FilePath,
+        /// flock or fcntl family.
+        rule: FileLockRule,
+        /// The probe; `client` is overwritten with the requester.
+        lock: FileLock,
+    },
     /// Acquire exactly these locks (§4.4), as a metadata operation's lock set would.
     ///
     /// With `journal`, the request then runs the full mutation pipeline with an empty change
@@ -78,6 +183,104 @@ pub enum Op {
         /// Run through the journal and reply pipeline once acquired.
         journal: bool,
     },
+}
+
+impl Op {
+    /// Ceph's `may_write()`: whether a successful result is recorded in the session's
+    /// completed-request table, so that a re-sent request is answered instead of re-run.
+    pub fn is_write(&self) -> bool {
+        match self {
+            Op::Mkdir { .. }
+            | Op::Create { .. }
+            | Op::Mknod { .. }
+            | Op::Symlink { .. }
+            | Op::Unlink { .. }
+            | Op::Rmdir { .. }
+            | Op::Link { .. }
+            | Op::Rename { .. }
+            | Op::Setattr { .. }
+            | Op::Setxattr { .. }
+            | Op::Removexattr { .. }
+            | Op::SetFileLock { .. } => true,
+            Op::Open { trunc, .. } => *trunc,
+            Op::LockSet { journal, .. } => *journal,
+            Op::Lookup { .. } | Op::Getattr { .. } | Op::Readdir { .. } | Op::GetFileLock { .. } => false,
+        }
+    }
+
+    /// The op's name as Ceph logs it (`ceph_mds_op_name`).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Op::Lookup { .. } => "lookup",
+            Op::Getattr { .. } => "getattr",
+            Op::Mkdir { .. } => "mkdir",
+            Op::Create { .. } => "create",
+            Op::Readdir { .. } => "readdir",
+            Op::Open { .. } => "open",
+            Op::Mknod { .. } => "mknod",
+            Op::Symlink { .. } => "symlink",
+            Op::Unlink { .. } => "unlink",
+            Op::Rmdir { .. } => "rmdir",
+            Op::Link { .. } => "link",
+            Op::Rename { .. } => "rename",
+            Op::Setattr { .. } => "setattr",
+            Op::Setxattr { .. } => "setxattr",
+            Op::Removexattr { .. } => "rmxattr",
+            Op::SetFileLock { .. } => "setfilelock",
+            Op::GetFileLock { .. } => "getfilelock",
+            Op::LockSet { .. } => "lockset",
+        }
+    }
+}
+
+/// The fields a SETATTR changes; `None` leaves a field alone. Which fields are set decides the
+/// locks (§8 fact 64): mode/uid/gid xlock the authlock, size/mtime/atime xlock the filelock,
+/// ctime wrlocks the versionlock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SetAttr {
+    /// Permission bits (the file type is kept).
+    pub mode: Option<u32>,
+    /// Owner.
+    pub uid: Option<u32>,
+    /// Group.
+    pub gid: Option<u32>,
+    /// New size (truncate or extend); regular files only.
+    pub size: Option<u64>,
+    /// Modification time.
+    pub mtime_ms: Option<u64>,
+    /// Access time (not stored; it still takes the filelock as in Ceph).
+    pub atime_ms: Option<u64>,
+    /// Change time set explicitly by the client.
+    pub ctime_ms: Option<u64>,
+}
+
+impl SetAttr {
+    /// Whether any authlock-protected field is set.
+    pub fn touches_auth(&self) -> bool {
+        self.mode.is_some() || self.uid.is_some() || self.gid.is_some()
+    }
+
+    /// Whether any filelock-protected field is set.
+    pub fn touches_file(&self) -> bool {
+        self.size.is_some() || self.mtime_ms.is_some() || self.atime_ms.is_some()
+    }
+
+    /// Whether nothing at all is set.
+    pub fn is_empty(&self) -> bool {
+        !self.touches_auth() && !self.touches_file() && self.ctime_ms.is_none()
+    }
+}
+
+/// setxattr(2) flags.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum XattrFlags {
+    /// Create or replace.
+    #[default]
+    Any,
+    /// XATTR_CREATE: fail with EEXIST if the attribute exists.
+    Create,
+    /// XATTR_REPLACE: fail with ENODATA if it does not.
+    Replace,
 }
 
 /// A request from a client.
@@ -215,6 +418,12 @@ pub enum Errno {
     ENAMETOOLONG,
     /// Read-only (system directories, snapshots).
     EROFS,
+    /// No such attribute (removexattr, XATTR_REPLACE).
+    ENODATA,
+    /// A non-blocking file lock request conflicts (EWOULDBLOCK).
+    EAGAIN,
+    /// A blocking fcntl lock would deadlock.
+    EDEADLK,
 }
 
 impl Errno {
@@ -229,8 +438,34 @@ impl Errno {
             Errno::EROFS => 30,
             Errno::ENAMETOOLONG => 36,
             Errno::ENOTEMPTY => 39,
+            Errno::EAGAIN => 11,
+            Errno::EDEADLK => 35,
+            Errno::ENODATA => 61,
         }
     }
+}
+
+/// One READDIR entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Name.
+    pub name: String,
+    /// Inode it links to (the target for a remote link).
+    pub ino: Ino,
+    /// Type bits (`mode & S_IFMT`).
+    pub d_type: u32,
+}
+
+/// Operation-specific reply content beyond the target inode.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ReplyData {
+    /// Nothing more.
+    #[default]
+    None,
+    /// READDIR: the directory's entries in name order.
+    Entries(Vec<DirEntry>),
+    /// GETFILELOCK: the first conflicting lock, or `None` ("would be granted").
+    FileLock(Option<FileLock>),
 }
 
 /// A reply to a client request.
@@ -244,6 +479,8 @@ pub struct Reply {
     pub safe: bool,
     /// Result: `Ok` with the target inode, if any, or the error.
     pub result: Result<Option<Ino>, Errno>,
+    /// READDIR entries, GETFILELOCK answer.
+    pub data: ReplyData,
 }
 
 /// Outputs, to be carried out in order.

@@ -12,8 +12,9 @@ pub enum LockerError {
     /// The request id is not in flight.
     #[error("unknown request {0}")]
     UnknownRequest(ReqId),
-    /// The request id is already in flight.
-    #[error("request {0} is already in flight")]
+    /// The request id is already in flight for another client (a re-send by the same client
+    /// waits for the original and is answered from the completed-request table instead).
+    #[error("request {0} is already in flight for another client")]
     DuplicateRequest(ReqId),
     /// The client has no open session; open one first.
     #[error("client {0} has no session")]

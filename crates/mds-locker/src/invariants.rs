@@ -49,6 +49,8 @@ pub fn check_all(l: &Locker) -> Result<(), Vec<Violation>> {
     waiters_are_live(l, &mut v);
     caps_within_allowed(l, &mut v);
     locked_means_caps_gathered(l, &mut v);
+    primary_links_match_parents(l, &mut v);
+    projections_belong_to_live_mutations(l, &mut v);
     if v.is_empty() { Ok(()) } else { Err(v) }
 }
 
@@ -315,6 +317,77 @@ pub fn locked_means_caps_gathered(l: &Locker, v: &mut Vec<Violation>) {
                         ),
                     );
                 }
+            }
+        }
+    }
+}
+
+/// An inode has one primary link (§2.4, §6.2): a dentry whose committed linkage is primary
+/// for an inode is that inode's `parent` and vice versa, and likewise for the newest
+/// (projected) linkage and `projected_parent`, so unlinks and renames in flight never leave an
+/// inode in two places or none.
+pub fn primary_links_match_parents(l: &Locker, v: &mut Vec<Violation>) {
+    use crate::cache::Linkage;
+    let c = l.cache();
+    let bad = |v: &mut Vec<Violation>, what: String| {
+        v.push(Violation { rule: "one primary link per inode", detail: what });
+    };
+    for d in c.dentry_ids() {
+        let Some(dn) = c.dentry(d) else { continue };
+        if let Linkage::Primary(i) = dn.linkage()
+            && c.inode(i).is_none_or(|n| n.parent() != Some(d))
+        {
+            bad(v, format!("{} links {i:?} whose parent differs", c.object_name(ObjRef::Dentry(d))));
+        }
+        if let Linkage::Primary(i) = dn.projected_linkage()
+            && c.inode(i).is_none_or(|n| n.projected_parent() != Some(d))
+        {
+            bad(
+                v,
+                format!("{} projects {i:?} whose projected parent differs", c.object_name(ObjRef::Dentry(d))),
+            );
+        }
+    }
+    for i in c.inode_ids() {
+        let Some(n) = c.inode(i) else { continue };
+        if let Some(d) = n.parent()
+            && c.dentry(d).is_none_or(|dn| dn.linkage() != Linkage::Primary(i))
+        {
+            bad(v, format!("{}: parent dentry does not link it", c.object_name(ObjRef::Inode(i))));
+        }
+        if let Some(d) = n.projected_parent()
+            && c.dentry(d).is_none_or(|dn| dn.projected_linkage() != Linkage::Primary(i))
+        {
+            bad(v, format!("{}: projected parent does not link it", c.object_name(ObjRef::Inode(i))));
+        }
+    }
+}
+
+/// Every pending projection belongs to a request that is waiting for its journal entry
+/// (§6.2): projections are made right before the journal submit and popped when it is safe,
+/// so nothing else may own one.
+pub fn projections_belong_to_live_mutations(l: &Locker, v: &mut Vec<Violation>) {
+    let c = l.cache();
+    let committing = |r: ReqId| l.request(r).is_some_and(|m| matches!(m.phase(), Phase::Committing(_)));
+    for i in c.inode_ids() {
+        let Some(n) = c.inode(i) else { continue };
+        for p in n.projections() {
+            if !committing(p.by) {
+                v.push(Violation {
+                    rule: "projections belong to committing requests",
+                    detail: format!("{} projected by {}", c.object_name(ObjRef::Inode(i)), p.by),
+                });
+            }
+        }
+    }
+    for d in c.dentry_ids() {
+        let Some(dn) = c.dentry(d) else { continue };
+        for p in dn.projections() {
+            if !committing(p.by) {
+                v.push(Violation {
+                    rule: "projections belong to committing requests",
+                    detail: format!("{} projected by {}", c.object_name(ObjRef::Dentry(d)), p.by),
+                });
             }
         }
     }

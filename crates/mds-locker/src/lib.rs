@@ -4,21 +4,27 @@
 //! four state tables (held as data in `lock-sm`). This crate holds the runtime side: the cache
 //! objects that carry the locks, the per-lock holders and waiters (mds spec §4.1), the
 //! `Locker` algorithms that move locks between states (§4.4–§4.11), client capabilities and
-//! dentry leases (§4.14, §4.15), path traversal and the first server operations (§5.1, §5.2:
-//! lookup, getattr, mkdir, create), and the journal-before-unlock request pipeline (§4.18,
-//! §6.2, §6.3).
+//! dentry leases (§4.14, §4.15), path traversal and the server operations with their §5.2
+//! lock sets (lookup, getattr, readdir, open with O_TRUNC, create, mknod, mkdir, symlink,
+//! unlink, rmdir, link, rename, setattr, setxattr / removexattr, set/getfilelock with an
+//! in-memory advisory lock table in `flock`), and the journal-before-unlock request pipeline
+//! (§4.18, §6.2, §6.3). Successful writes are recorded per session, so a client re-sending a
+//! request id gets the recorded reply instead of a second execution. `dump_locks`,
+//! `dump_ops_in_flight`, `session_ls`, `dump_cache` and `dump_inode` give JSON views.
 //!
 //! Scope today: one rank (every object is auth, no replicas; the gather set and `is_auth` are
 //! kept so the replica protocol of §4.12 can be added), one dirfrag per directory, no
 //! snapshots, no lock caches, no forced wrlocks or scatter writebehind (single-rank folding
-//! makes scatterlocks never dirty). The journal payload is this crate's own `JournalEntry`
-//! until `mds-journal`'s events replace it (see `journal`).
+//! makes scatterlocks never dirty; recursive statistics are folded one level, into the parent
+//! only), no purging of stray inodes, no journal replay. The journal payload is this crate's
+//! own `JournalEntry` until `mds-journal`'s events replace it (see `journal`).
 //!
 //! Invariants (checked after every event by the tests, see `invariants`): never two active
 //! xlock holders; no grant in a state whose table forbids it; caps within what the lock states
 //! allow; a transitional lock auth-pins its parent; every waiting request is parked on exactly
-//! one lock. The Locker never does I/O and never panics on bad input: refused events return
-//! `LockerError` and change nothing.
+//! one lock; every inode has exactly one primary link, committed and projected. The Locker
+//! never panics on bad input: refused events return `LockerError` and change nothing, and a
+//! request naming a bad path gets a POSIX error and changes nothing.
 //!
 //! The `Locker` never does I/O. A driver feeds it events and carries out its effects:
 //!
@@ -47,6 +53,7 @@ pub mod capability;
 pub mod dump;
 pub mod effects;
 pub mod error;
+pub mod flock;
 pub mod ids;
 pub mod invariants;
 pub mod journal;
@@ -58,10 +65,11 @@ pub use cache::{Cache, Dentry, Dirfrag, Inode, InodeData, Linkage};
 pub use capability::{Capability, Session};
 pub use dump::LockFilter;
 pub use effects::{
-    CapMessage, CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Op,
-    Reply,
+    CapMessage, CapOp, ClientCapMessage, ClientCapOp, ClientRequest, DirEntry, Effect, Errno, Event,
+    FilePath, Op, Reply, ReplyData, SetAttr, XattrFlags,
 };
 pub use error::LockerError;
+pub use flock::{FileLock, FileLockKind, FileLockRule, FileLockTable};
 pub use ids::{ClientId, DentryId, DirfragId, Ino, InodeId, JournalSeq, LockId, ObjRef, Rank, ReqId};
 pub use journal::{JournalEntry, MetaChange};
 pub use lock::Lock;

@@ -21,6 +21,10 @@ pub const WAIT_XLOCK: u8 = 4;
 pub const WAIT_STABLE: u8 = 4;
 /// Waiter bit: remote xlock (multi-rank; unused on one rank).
 pub const WAIT_REMOTEXLOCK: u8 = 8;
+/// Waiter bit, on an inode's IFLOCK lock only: a blocked SETFILELOCK waiting for an advisory
+/// lock on the inode to be released (Ceph's `CInode::WAIT_FLOCK`). Lock transitions never
+/// wake it; only a change to the advisory lock table does.
+pub const WAIT_FLOCK: u8 = 16;
 
 /// One queued waiter: a request to re-dispatch when any of `mask`'s conditions may hold.
 /// Waiters are woken in the order they were added (Ceph flags lock waiters "ordered").
@@ -84,10 +88,7 @@ pub struct Lock {
 impl Lock {
     /// A fresh lock as Ceph creates it: locallocks in LOCK, everything else in SYNC.
     pub(crate) fn new(ty: LockType, is_auth: bool) -> Lock {
-        let state = match ty.machine() {
-            Machine::Local => LockState::Lock,
-            _ => LockState::Sync,
-        };
+        let state = Lock::initial_state(ty);
         Lock {
             ty,
             state,
@@ -103,6 +104,14 @@ impl Lock {
             last_wrlock_client: None,
             waiters: VecDeque::new(),
             auth_pinned: false,
+        }
+    }
+
+    /// The state a fresh lock of this type starts in: LOCK for locallocks, SYNC otherwise.
+    pub fn initial_state(ty: LockType) -> LockState {
+        match ty.machine() {
+            Machine::Local => LockState::Lock,
+            _ => LockState::Sync,
         }
     }
 

@@ -20,6 +20,11 @@ pub const REMOTE_WRLOCK: u8 = 8;
 /// Lock op flag: wrlock taken on behalf of the lock's excl_client to pin the scatter state.
 pub const STATE_PIN: u8 = 16;
 
+/// `locking_state` bit: the snaplocks from the (first) path's base up to the root are
+/// rdlocked (§4.3 SNAP_LOCKED).
+pub const SNAP_LOCKED: u8 = 1;
+/// `locking_state` bit: the same for the second path of LINK and RENAME (SNAP2_LOCKED).
+pub const SNAP2_LOCKED: u8 = 2;
 /// `locking_state` bit: the request's full lock set was acquired once.
 pub const ALL_LOCKED: u8 = 8;
 
@@ -152,6 +157,9 @@ pub struct Mutation {
     pub(crate) early_replied: bool,
     pub(crate) projections: Vec<Projection>,
     pub(crate) events: Vec<OpEvent>,
+    pub(crate) new_dentries: Vec<DentryId>,
+    pub(crate) acquired: Vec<(LockId, u8)>,
+    pub(crate) orphaned: bool,
 }
 
 impl Mutation {
@@ -168,6 +176,9 @@ impl Mutation {
             early_replied: false,
             projections: Vec::new(),
             events: vec![OpEvent { at_ms: now_ms, what: "initiated".to_string() }],
+            new_dentries: Vec::new(),
+            acquired: Vec::new(),
+            orphaned: false,
         }
     }
 
@@ -221,12 +232,28 @@ impl Mutation {
         &self.auth_pins
     }
 
+    /// What the request projected so far, in the order it will be applied.
+    pub fn projections(&self) -> &[Projection] {
+        &self.projections
+    }
+
     pub(crate) fn mark_event(&mut self, now_ms: u64, what: &str) {
         self.events.push(OpEvent { at_ms: now_ms, what: what.to_string() });
     }
 
     pub(crate) fn add_held(&mut self, lock: LockId, flag: u8) {
-        *self.held.entry(lock).or_insert(0) |= flag;
+        let f = self.held.entry(lock).or_insert(0);
+        if *f & flag == 0 {
+            self.acquired.retain(|e| *e != (lock, flag));
+            self.acquired.push((lock, flag));
+        }
+        *f |= flag;
+    }
+
+    /// Locks in the order they were granted since the request last dropped everything
+    /// (entries stay after an individual release; `held` is the current set).
+    pub fn acquired(&self) -> &[(LockId, u8)] {
+        &self.acquired
     }
 
     pub(crate) fn remove_held(&mut self, lock: LockId, flag: u8) {

@@ -35,7 +35,9 @@ fn refused_events_change_nothing() {
     );
     assert_eq!(h.l.handle(Event::LockMessage { from: 1 }), Err(LockerError::MultiRankUnsupported(1)));
     h.req(1, 1, vec![LockOp::rd(dn_lock(dn))], false);
-    assert_eq!(h.l.handle(req(1, 1, vec![])), Err(LockerError::DuplicateRequest(ReqId(1))));
+    // Another client cannot reuse an id in flight (a re-send by the same client waits for
+    // the original instead; see server_ops' completed-request tests).
+    assert_eq!(h.l.handle(req(1, 2, vec![])), Err(LockerError::DuplicateRequest(ReqId(1))));
     h.finish(1);
     assert_eq!(h.l.dump_locks(LockFilter::All), before);
     h.check();

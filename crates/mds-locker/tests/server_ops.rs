@@ -286,7 +286,8 @@ fn fact_80_dentry_lease_only_when_dir_filelock_does_not_allow_one() {
             reqid: ReqId(1),
             client: 1,
             safe: true,
-            result: Ok(Some(x_ino))
+            result: Ok(Some(x_ino)),
+            data: mds_locker::ReplyData::None,
         })]
     );
     // Client 2 holds d as the loner: d's filelock goes EXCL, where nobody else may lease.

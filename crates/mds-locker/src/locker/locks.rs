@@ -354,7 +354,9 @@ impl Locker {
     pub(crate) fn drop_locks(&mut self, reqid: ReqId) -> Result<(), LockerError> {
         self.cancel_locking(reqid)?;
         self.drop_held(reqid, true)?;
-        self.mutation_mut(reqid)?.locking_state = 0;
+        let m = self.mutation_mut(reqid)?;
+        m.locking_state = 0;
+        m.acquired.clear();
         Ok(())
     }
 

@@ -14,7 +14,11 @@
 mod acquire;
 mod caps;
 mod eval;
+mod flock_ops;
 mod locks;
+mod ops_attr;
+mod ops_link;
+mod ops_read;
 mod server;
 mod transitions;
 
@@ -26,10 +30,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use lock_sm::LockState;
 
 use crate::cache::Cache;
-use crate::capability::Session;
-use crate::effects::{ClientRequest, Effect, Event, Op, Reply};
+use crate::capability::{CompletedRequest, Session};
+use crate::effects::{ClientRequest, Effect, Errno, Event, Op, Reply, ReplyData};
 use crate::error::LockerError;
-use crate::ids::{ClientId, InodeId, JournalSeq, LockId, Rank, ReqId};
+use crate::flock::{FileLock, FileLockRule};
+use crate::ids::{ClientId, Ino, InodeId, JournalSeq, LockId, Rank, ReqId};
 use crate::journal::{JournalEntry, MetaChange};
 use crate::lock::Lock;
 use crate::mutation::{LockOp, Mutation, Phase, Projection, RDLOCK, REMOTE_WRLOCK, WRLOCK, XLOCK};
@@ -49,6 +54,13 @@ pub struct LockerConfig {
     pub max_dispatch_per_event: usize,
     /// Record every lock state change (for tests asserting exact walks, e.g. §8 fact 38).
     pub record_transitions: bool,
+    /// Record, per request, the locks it held (in grant order) when it decided its result:
+    /// at journal submit for a mutation, at the reply otherwise (tests assert §5.2 lock sets
+    /// on it; see `take_lock_sets`).
+    pub record_lock_sets: bool,
+    /// Completed-request table entries kept per session (Ceph's `mds_max_completed_requests`
+    /// default); the oldest ids are forgotten first.
+    pub max_completed_requests: usize,
 }
 
 impl Default for LockerConfig {
@@ -59,6 +71,8 @@ impl Default for LockerConfig {
             early_reply: true,
             max_dispatch_per_event: 100_000,
             record_transitions: false,
+            record_lock_sets: false,
+            max_completed_requests: 100_000,
         }
     }
 }
@@ -89,6 +103,9 @@ pub struct Transition {
     pub to: LockState,
 }
 
+/// The reply a request will send once it finishes.
+type PendingReply = (Result<Option<Ino>, Errno>, ReplyData);
+
 /// The single-rank Locker.
 #[derive(Debug, Clone)]
 pub struct Locker {
@@ -104,10 +121,17 @@ pub struct Locker {
     now_ms: u64,
     next_seq: u64,
     committing: BTreeMap<JournalSeq, ReqId>,
-    replies: BTreeMap<ReqId, Result<Option<crate::ids::Ino>, crate::effects::Errno>>,
+    replies: BTreeMap<ReqId, PendingReply>,
     pub(crate) next_lease_seq: u32,
     pub(crate) stats: LockerStats,
     transitions: Vec<Transition>,
+    /// Re-sent copies of requests still in flight, answered when the original finishes.
+    retries: BTreeMap<ReqId, Vec<ClientRequest>>,
+    /// Re-sent requests whose original finished: run through `start_request` again.
+    resubmit: VecDeque<ClientRequest>,
+    /// SETFILELOCK requests blocked on a conflicting advisory lock: what they want.
+    pub(crate) flock_waiting: BTreeMap<ReqId, (InodeId, FileLockRule, FileLock)>,
+    lock_sets: BTreeMap<ReqId, Vec<(LockId, u8)>>,
 }
 
 impl Locker {
@@ -131,12 +155,32 @@ impl Locker {
             next_lease_seq: 0,
             stats: LockerStats::default(),
             transitions: Vec::new(),
+            retries: BTreeMap::new(),
+            resubmit: VecDeque::new(),
+            flock_waiting: BTreeMap::new(),
+            lock_sets: BTreeMap::new(),
         }
     }
 
     /// Takes the recorded state changes (empty unless `record_transitions` is set).
     pub fn take_transitions(&mut self) -> Vec<Transition> {
         std::mem::take(&mut self.transitions)
+    }
+
+    /// Takes the recorded lock sets (empty unless `record_lock_sets` is set): for each
+    /// finished decision, the locks held then, in grant order, with their `RDLOCK` / `WRLOCK`
+    /// / `XLOCK` flag.
+    pub fn take_lock_sets(&mut self) -> BTreeMap<ReqId, Vec<(LockId, u8)>> {
+        std::mem::take(&mut self.lock_sets)
+    }
+
+    fn record_lock_set(&mut self, reqid: ReqId) {
+        if self.cfg.record_lock_sets
+            && let Some(m) = self.requests.get(&reqid)
+        {
+            let still_held = m.acquired.iter().filter(|(l, f)| m.holds(*l, *f)).copied().collect();
+            self.lock_sets.insert(reqid, still_held);
+        }
     }
 
     /// Configuration.
@@ -253,15 +297,30 @@ impl Locker {
     /// journal flush if anyone asked for it.
     fn finish_event(&mut self) -> Result<(), LockerError> {
         let mut budget = self.cfg.max_dispatch_per_event;
-        while let Some(reqid) = self.ready.pop_front() {
-            if budget == 0 {
-                tracing::error!(%reqid, "dispatch budget exhausted; leaving requests queued");
-                self.ready.push_front(reqid);
+        loop {
+            if let Some(reqid) = self.ready.pop_front() {
+                if budget == 0 {
+                    tracing::error!(%reqid, "dispatch budget exhausted; leaving requests queued");
+                    self.ready.push_front(reqid);
+                    break;
+                }
+                budget -= 1;
+                if self.requests.get(&reqid).is_some_and(|m| m.phase == Phase::Locking) {
+                    self.dispatch(reqid)?;
+                }
+            } else if let Some(req) = self.resubmit.pop_front() {
+                // Ceph's C_MDS_RetryMessage: the re-sent copy runs once the original is gone,
+                // and meets the completed-request table if the original succeeded.
+                let reqid = req.reqid;
+                match self.start_request(req) {
+                    Ok(()) => {}
+                    Err(e @ (LockerError::NoSession(_) | LockerError::DuplicateRequest(_))) => {
+                        tracing::debug!(%reqid, error = %e, "dropping re-sent request");
+                    }
+                    Err(e) => return Err(e),
+                }
+            } else {
                 break;
-            }
-            budget -= 1;
-            if self.requests.get(&reqid).is_some_and(|m| m.phase == Phase::Locking) {
-                self.dispatch(reqid)?;
             }
         }
         let inodes = std::mem::take(&mut self.need_issue);
@@ -372,16 +431,35 @@ impl Locker {
     // ---- request lifecycle (§4.18) -------------------------------------------------------
 
     fn start_request(&mut self, req: ClientRequest) -> Result<(), LockerError> {
+        if req.reqid.0 >= ReqId::INTERNAL_BASE {
+            return Err(LockerError::ReservedRequestId(req.reqid));
+        }
+        let Some(session) = self.sessions.get(&req.client) else {
+            return Err(LockerError::NoSession(req.client));
+        };
+        if let Some(done) = session.completed.get(&req.reqid).cloned() {
+            // Never run a write twice: answer from the completed-request table (§4.18).
+            tracing::debug!(reqid = %req.reqid, client = req.client, "already completed; replaying reply");
+            self.fx.push(Effect::Reply(Reply {
+                reqid: req.reqid,
+                client: req.client,
+                safe: true,
+                result: done.result,
+                data: done.data,
+            }));
+            return Ok(());
+        }
+        if let Some(m) = self.requests.get(&req.reqid) {
+            if m.client != Some(req.client) {
+                return Err(LockerError::DuplicateRequest(req.reqid));
+            }
+            // A re-sent copy of a request in flight waits for the original to finish.
+            self.validate_op(&req.op)?;
+            tracing::debug!(reqid = %req.reqid, "request already in flight; waiting for it to finish");
+            self.retries.entry(req.reqid).or_default().push(req);
+            return Ok(());
+        }
         let ClientRequest { reqid, client, op } = req;
-        if reqid.0 >= ReqId::INTERNAL_BASE {
-            return Err(LockerError::ReservedRequestId(reqid));
-        }
-        if !self.sessions.contains_key(&client) {
-            return Err(LockerError::NoSession(client));
-        }
-        if self.requests.contains_key(&reqid) {
-            return Err(LockerError::DuplicateRequest(reqid));
-        }
         self.validate_op(&op)?;
         self.requests.insert(reqid, Mutation::new(reqid, Some(client), self.now_ms));
         self.ops.insert(reqid, op);
@@ -402,7 +480,7 @@ impl Locker {
                 Ok(())
             }
             // Path operations report bad paths to the client as POSIX errors.
-            Op::Lookup { .. } | Op::Getattr { .. } | Op::Mkdir { .. } | Op::Create { .. } => Ok(()),
+            _ => Ok(()),
         }
     }
 
@@ -453,6 +531,27 @@ impl Locker {
             Op::Create { path, mode, excl, file_mode } => {
                 self.handle_create(reqid, &path, mode, excl, file_mode)
             }
+            Op::Readdir { path } => self.handle_readdir(reqid, &path),
+            Op::Open { path, file_mode, trunc, directory, mask } => {
+                self.handle_open(reqid, &path, file_mode, trunc, directory, mask)
+            }
+            Op::Mknod { path, mode } => self.handle_mknod(reqid, &path, mode),
+            Op::Symlink { path, target } => self.handle_symlink(reqid, &path, &target),
+            Op::Unlink { path } => self.handle_unlink(reqid, &path, false),
+            Op::Rmdir { path } => self.handle_unlink(reqid, &path, true),
+            Op::Link { path, target } => self.handle_link(reqid, &path, &target),
+            Op::Rename { dest, src } => self.handle_rename(reqid, &dest, &src),
+            Op::Setattr { path, attrs } => self.handle_setattr(reqid, &path, attrs),
+            Op::Setxattr { path, name, value, flags } => {
+                self.handle_setxattr(reqid, &path, &name, Some(value), flags)
+            }
+            Op::Removexattr { path, name } => {
+                self.handle_setxattr(reqid, &path, &name, None, crate::effects::XattrFlags::Replace)
+            }
+            Op::SetFileLock { path, rule, lock, wait } => {
+                self.handle_setfilelock(reqid, &path, rule, lock, wait)
+            }
+            Op::GetFileLock { path, rule, lock } => self.handle_getfilelock(reqid, &path, rule, lock),
         }
     }
 
@@ -463,13 +562,17 @@ impl Locker {
         &mut self,
         reqid: ReqId,
         entry: JournalEntry,
-        result: Result<Option<crate::ids::Ino>, crate::effects::Errno>,
+        result: Result<Option<Ino>, Errno>,
     ) -> Result<(), LockerError> {
+        self.record_lock_set(reqid);
         let client = self.mutation(reqid)?.client;
         let early = self.cfg.early_reply && client.is_some();
         if let (true, Some(client)) = (early, client) {
-            self.set_xlocks_done(reqid, false)?;
-            self.fx.push(Effect::Reply(Reply { reqid, client, safe: false, result }));
+            // RENAME keeps its dentry xlocks until safe (§8 fact 59).
+            let skip_dentry = matches!(self.ops.get(&reqid), Some(Op::Rename { .. }));
+            self.set_xlocks_done(reqid, skip_dentry)?;
+            tracing::debug!(%reqid, client, "early reply");
+            self.fx.push(Effect::Reply(Reply { reqid, client, safe: false, result, data: ReplyData::None }));
             self.mutation_mut(reqid)?.early_replied = true;
             self.mark_event(reqid, "early_replied");
         }
@@ -478,7 +581,7 @@ impl Locker {
         self.stats.journal_submits += 1;
         self.fx.push(Effect::JournalSubmit { seq, entry });
         self.committing.insert(seq, reqid);
-        self.replies.insert(reqid, result);
+        self.replies.insert(reqid, (result, ReplyData::None));
         self.mutation_mut(reqid)?.phase = Phase::Committing(seq);
         self.mark_event(reqid, "submit entry: journal_and_reply");
         if early {
@@ -517,13 +620,36 @@ impl Locker {
             }
         }
         self.drop_non_rdlocks(reqid)?;
-        let client = self.mutation(reqid)?.client;
-        let result = self.replies.remove(&reqid).unwrap_or(Ok(None));
-        if let Some(client) = client {
-            self.mark_event(reqid, "replying");
-            self.fx.push(Effect::Reply(Reply { reqid, client, safe: true, result }));
-        }
+        let (result, data) = self.replies.remove(&reqid).unwrap_or((Ok(None), ReplyData::None));
+        self.send_safe_reply(reqid, result, data)?;
         self.cleanup_request(reqid)
+    }
+
+    /// `reply_client_request`'s tail: send the safe reply and, for a successful write, record
+    /// it in the session's completed-request table so a re-sent copy is answered, not re-run.
+    pub(crate) fn send_safe_reply(
+        &mut self,
+        reqid: ReqId,
+        result: Result<Option<Ino>, Errno>,
+        data: ReplyData,
+    ) -> Result<(), LockerError> {
+        if !matches!(self.mutation(reqid)?.phase, Phase::Committing(_)) {
+            self.record_lock_set(reqid);
+        }
+        let Some(client) = self.mutation(reqid)?.client else {
+            return Ok(());
+        };
+        self.mark_event(reqid, "replying");
+        tracing::debug!(%reqid, client, ?result, "safe reply");
+        let is_write = self.ops.get(&reqid).is_some_and(Op::is_write);
+        if is_write && result.is_ok() && !self.mutation(reqid)?.orphaned {
+            let max = self.cfg.max_completed_requests;
+            if let Some(s) = self.sessions.get_mut(&client) {
+                s.add_completed(reqid, CompletedRequest { result, data: data.clone() }, max);
+            }
+        }
+        self.fx.push(Effect::Reply(Reply { reqid, client, safe: true, result, data }));
+        Ok(())
     }
 
     fn finish_request(&mut self, reqid: ReqId) -> Result<(), LockerError> {
@@ -542,6 +668,7 @@ impl Locker {
         let m = self.mutation_mut(reqid)?;
         let waiting = m.waiting_on.take();
         let pins = std::mem::take(&mut m.auth_pins);
+        let new_dentries = std::mem::take(&mut m.new_dentries);
         let client = m.client;
         if let Some(l) = waiting {
             self.lkm(l)?.remove_waiters_of(reqid);
@@ -552,16 +679,39 @@ impl Locker {
         self.requests.remove(&reqid);
         self.ops.remove(&reqid);
         self.replies.remove(&reqid);
+        self.flock_waiting.remove(&reqid);
         self.ready.retain(|r| *r != reqid);
         if let Some(s) = client.and_then(|c| self.sessions.get_mut(&c)) {
             s.requests.remove(&reqid);
         }
+        // Negative dentries the request added and nobody else uses go, as Ceph's LRU would
+        // trim them, so a failed request leaves the cache as it found it.
+        for dn in new_dentries {
+            self.cache.trim_null_dentry(dn);
+        }
+        if let Some(copies) = self.retries.remove(&reqid) {
+            self.resubmit.extend(copies);
+        }
         Ok(())
     }
 
-    /// Records a projection so it is applied when the mutation's entry is safe.
+    /// Drops the request's auth pins while it waits without locks (Ceph's
+    /// `drop_local_auth_pins`), so a blocked file lock request pins nothing.
+    pub(crate) fn drop_local_auth_pins(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        let pins = std::mem::take(&mut self.mutation_mut(reqid)?.auth_pins);
+        for obj in pins {
+            self.cache.add_auth_pin(obj, -1);
+        }
+        Ok(())
+    }
+
+    /// Records a projection so it is applied when the mutation's entry is safe. A mutation
+    /// projects each object once (§8 fact 69), so a repeat is ignored.
     pub(crate) fn note_projection(&mut self, reqid: ReqId, p: Projection) -> Result<(), LockerError> {
-        self.mutation_mut(reqid)?.projections.push(p);
+        let m = self.mutation_mut(reqid)?;
+        if !m.projections.contains(&p) {
+            m.projections.push(p);
+        }
         Ok(())
     }
 
@@ -638,9 +788,14 @@ impl Locker {
         for reqid in session.requests.iter().copied() {
             if self.requests.get(&reqid).is_some_and(|m| !matches!(m.phase, Phase::Committing(_))) {
                 self.cleanup_request(reqid)?;
+            } else if let Some(m) = self.requests.get_mut(&reqid) {
+                // Its journal entry still completes, but the completion belongs to the dead
+                // session: a new session of the same client starts with an empty table.
+                m.orphaned = true;
             }
         }
         self.drop_client_leases(client)?;
+        self.drop_client_file_locks(client)?;
         for inode in session.caps.iter().copied() {
             self.remove_cap(client, inode)?;
         }

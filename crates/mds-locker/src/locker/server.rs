@@ -1,9 +1,15 @@
-//! Path traversal (mds spec §5.1) and the first server operations with their §5.2 lock sets:
-//! LOOKUP, GETATTR, MKDIR and CREATE. Each operation follows the §6.2 lifecycle: lock,
-//! validate, project, journal (early reply first, §4.18), apply when safe.
+//! Path traversal (mds spec §5.1), `rdlock_path_xlock_dentry`, and the server operations that
+//! create inodes or only read, with their §5.2 lock sets: LOOKUP, GETATTR, MKDIR, CREATE,
+//! MKNOD, SYMLINK. Each operation follows the §6.2 lifecycle: lock, validate, project, journal
+//! (early reply first, §4.18), apply when safe. The other operations live in `ops_read`
+//! (READDIR, OPEN), `ops_link` (UNLINK, RMDIR, LINK, RENAME), `ops_attr` (SETATTR, xattrs)
+//! and `flock_ops` (advisory locks).
 //!
 //! An operation is re-run from the top whenever its request is woken; locks it already holds
-//! are skipped by `acquire_locks`, so a re-run costs one cache walk.
+//! are skipped by `acquire_locks`, so a re-run costs one cache walk. Every check that decides
+//! the result is made after the locks protecting what it reads are held, in the same dispatch
+//! that then projects and journals, so a request's result is that of running it alone at the
+//! moment it replies.
 
 use lock_sm::caps::{
     ANY_EXCL, ANY_SHARED, AUTH_EXCL, AUTH_SHARED, FILE_EXCL, FILE_SHARED, LINK_EXCL, LINK_SHARED, PIN,
@@ -11,21 +17,21 @@ use lock_sm::caps::{
 };
 use lock_sm::{LockState, LockType};
 
-use crate::cache::{InodeData, Linkage, S_IFDIR, S_IFMT, S_IFREG};
-use crate::effects::{Errno, FilePath, Reply};
+use crate::cache::{InodeData, Linkage, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG};
+use crate::effects::{Errno, FilePath, ReplyData};
 use crate::error::LockerError;
 use crate::ids::{ClientId, DentryId, Ino, InodeId, LockId, ReqId};
 use crate::journal::{JournalEntry, MetaChange};
 use crate::lock::WAIT_RD;
-use crate::mutation::{LockOp, Projection, WRLOCK};
+use crate::mutation::{LockOp, Projection, SNAP_LOCKED, WRLOCK};
 
 use super::Locker;
 
 /// Longest name a dentry may have (NAME_MAX).
 pub const NAME_MAX: usize = 255;
 
-/// `locking_state` bit: the snaplocks of the base's ancestors are held (§4.3 SNAP_LOCKED).
-const SNAP_LOCKED: u8 = 1;
+/// Longest symlink target (PATH_MAX).
+pub const PATH_MAX: usize = 4096;
 
 /// How far an operation got on this dispatch.
 pub(crate) enum Step<T> {
@@ -83,8 +89,13 @@ impl Locker {
     /// `try_rdlock_snap_layout`: rdlock every snaplock from `base` up to the root without
     /// waiting. These locks go against the depth order, so on any failure the request drops
     /// everything and waits (§5.1 step 2).
-    fn rdlock_snap_chain(&mut self, reqid: ReqId, base: InodeId) -> Result<bool, LockerError> {
-        if self.mutation(reqid)?.locking_state & SNAP_LOCKED != 0 {
+    pub(crate) fn rdlock_snap_chain(
+        &mut self,
+        reqid: ReqId,
+        base: InodeId,
+        bit: u8,
+    ) -> Result<bool, LockerError> {
+        if self.mutation(reqid)?.locking_state & bit != 0 {
             return Ok(true);
         }
         let mut cur = Some(base);
@@ -97,19 +108,19 @@ impl Locker {
                 self.mark_event(reqid, "failed to rdlock, waiting");
                 return Ok(false);
             }
-            cur = self.cache.parent_dir(i);
+            cur = self.cache.projected_parent_dir(i);
             depth += 1;
             if depth > 4096 {
                 return Err(LockerError::Precondition("directory loop above base"));
             }
         }
-        self.mutation_mut(reqid)?.locking_state |= SNAP_LOCKED;
+        self.mutation_mut(reqid)?.locking_state |= bit;
         Ok(true)
     }
 
     /// The linkage this request may see: the projected one when it may read projected values
     /// of the dentry (it holds the xlock, or XLOCKDONE for its client), else the committed one.
-    fn visible_linkage(&self, dn: DentryId, reqid: ReqId) -> Result<Linkage, LockerError> {
+    pub(crate) fn visible_linkage(&self, dn: DentryId, reqid: ReqId) -> Result<Linkage, LockerError> {
         let id = LockId::dentry(dn, LockType::Dn);
         let m = self.mutation(reqid)?;
         let d = self.cache.dentry(dn).ok_or(LockerError::UnknownLock(id))?;
@@ -127,7 +138,7 @@ impl Locker {
         let Some(base) = self.cache.lookup_ino(path.base) else {
             return Ok(Step::Fail(Errno::ENOENT));
         };
-        if !self.rdlock_snap_chain(reqid, base)? {
+        if !self.rdlock_snap_chain(reqid, base, SNAP_LOCKED)? {
             return Ok(Step::Wait);
         }
         let mut locks: Vec<LockOp> = Vec::new();
@@ -146,10 +157,7 @@ impl Locker {
                 Some(d) => d,
                 // One complete, auth dirfrag per directory: a miss is real. Keep a null
                 // dentry only if the caller wants to lock it.
-                None if last && want.want_dentry => {
-                    let frag = self.cache.dirfrag_of(cur);
-                    self.cache.add_null_dentry(frag, name)
-                }
+                None if last && want.want_dentry => self.add_null_dentry_for(reqid, cur, name)?,
                 None => return Ok(Step::Fail(Errno::ENOENT)),
             };
             let dn_lock = LockId::dentry(dn, LockType::Dn);
@@ -195,35 +203,62 @@ impl Locker {
         Ok(Step::Done(out))
     }
 
+    /// Adds a negative dentry for a name the request is about to lock, remembering it so the
+    /// request trims it again if it ends without using it.
+    pub(crate) fn add_null_dentry_for(
+        &mut self,
+        reqid: ReqId,
+        dir: InodeId,
+        name: &str,
+    ) -> Result<DentryId, LockerError> {
+        let frag = self.cache.dirfrag_of(dir);
+        let dn = self.cache.add_null_dentry(frag, name);
+        let m = self.mutation_mut(reqid)?;
+        if !m.new_dentries.contains(&dn) {
+            m.new_dentries.push(dn);
+        }
+        Ok(dn)
+    }
+
     /// Fails a request: safe error reply, locks dropped, nothing changed.
     pub(crate) fn reply_error(&mut self, reqid: ReqId, errno: Errno) -> Result<(), LockerError> {
-        if let Some(client) = self.mutation(reqid)?.client {
-            self.fx.push(crate::effects::Effect::Reply(Reply {
-                reqid,
-                client,
-                safe: true,
-                result: Err(errno),
-            }));
-        }
+        tracing::debug!(%reqid, ?errno, "request failed");
+        self.send_safe_reply(reqid, Err(errno), ReplyData::None)?;
+        self.cleanup_request(reqid)
+    }
+
+    /// Replies to a request that journals nothing and finishes it.
+    pub(crate) fn reply_done(
+        &mut self,
+        reqid: ReqId,
+        ino: Option<Ino>,
+        data: ReplyData,
+    ) -> Result<(), LockerError> {
+        self.send_safe_reply(reqid, Ok(ino), data)?;
         self.cleanup_request(reqid)
     }
 
     /// Replies to a read-only request and finishes it.
     fn reply_read(&mut self, reqid: ReqId, ino: Ino) -> Result<(), LockerError> {
-        if let Some(client) = self.mutation(reqid)?.client {
-            self.mark_event(reqid, "replying");
-            self.fx.push(crate::effects::Effect::Reply(Reply {
-                reqid,
-                client,
-                safe: true,
-                result: Ok(Some(ino)),
-            }));
+        self.reply_done(reqid, Some(ino), ReplyData::None)
+    }
+
+    /// The inode a linkage names (a remote link's target by number).
+    pub(crate) fn linkage_target(&self, linkage: Linkage) -> Option<InodeId> {
+        match linkage {
+            Linkage::Primary(t) => Some(t),
+            Linkage::Remote { ino, .. } => self.cache.lookup_ino(ino),
+            Linkage::Null => None,
         }
-        self.cleanup_request(reqid)
+    }
+
+    /// The inode number of a cached inode (0 if the handle is stale, which callers rule out).
+    pub(crate) fn ino_of(&self, id: InodeId) -> Ino {
+        self.cache.inode(id).map(|n| n.ino()).unwrap_or(Ino(0))
     }
 
     /// The caps this client holds on an inode (for the "lacks Ax" style rules of §5.2).
-    fn client_issued(&self, inode: InodeId, client: Option<ClientId>) -> u32 {
+    pub(crate) fn client_issued(&self, inode: InodeId, client: Option<ClientId>) -> u32 {
         let Some(c) = client else { return 0 };
         self.cache.inode(inode).and_then(|n| n.caps().get(&c)).map(|cap| cap.issued()).unwrap_or(0)
     }
@@ -330,23 +365,29 @@ impl Locker {
         Ok(())
     }
 
-    /// `rdlock_path_xlock_dentry` plus the create checks shared by MKDIR and CREATE.
-    fn lock_new_dentry(
+    /// `rdlock_path_xlock_dentry(create, okexist)` (§5.1): path rdlocks, then wrlock the
+    /// parent's filelock and nestlock (and rdlock its authlock when creating) and xlock the
+    /// last dentry. The null/existing checks are left to the caller, which holds the xlock.
+    pub(crate) fn rdlock_path_xlock_dentry(
         &mut self,
         reqid: ReqId,
         path: &FilePath,
+        create: bool,
     ) -> Result<Step<(InodeId, DentryId)>, LockerError> {
-        if path.depth() == 0 {
+        let Some(name) = path.components.last() else {
             return Ok(Step::Fail(Errno::EINVAL));
+        };
+        if name == "." || name == ".." {
+            return Ok(Step::Fail(if create { Errno::EEXIST } else { Errno::ENOTEMPTY }));
         }
         if self.cache.lookup_ino(path.base).is_some_and(|b| self.is_system_dir(b)) {
             return Ok(Step::Fail(Errno::EROFS));
         }
-        let want = Want { xlock_dentry: true, rdlock_authlock: true, want_dentry: true };
+        let want = Want { xlock_dentry: true, rdlock_authlock: create, want_dentry: true };
         match self.path_traverse(reqid, path, want)? {
             Step::Done(Traversed { dir: Some(dir), dn: Some(dn), .. }) => {
-                if self.is_system_dir(dir) {
-                    return Ok(Step::Fail(Errno::EROFS));
+                if let Some(e) = self.dir_update_error(dir) {
+                    return Ok(Step::Fail(e));
                 }
                 Ok(Step::Done((dir, dn)))
             }
@@ -356,7 +397,20 @@ impl Locker {
         }
     }
 
-    fn is_system_dir(&self, dir: InodeId) -> bool {
+    /// Why entries of `dir` may not be added or removed: the rank's private directories are
+    /// read-only (EROFS), and a directory already unlinked into a stray directory takes no new
+    /// entries (ENOENT), judged by where pending unlinks and renames put it.
+    pub(crate) fn dir_update_error(&self, dir: InodeId) -> Option<Errno> {
+        if self.is_system_dir(dir) {
+            return Some(Errno::EROFS);
+        }
+        if self.cache.projected_parent_dir(dir).is_some_and(|p| self.cache.is_stray(p)) {
+            return Some(Errno::ENOENT);
+        }
+        None
+    }
+
+    pub(crate) fn is_system_dir(&self, dir: InodeId) -> bool {
         dir == self.cache.mdsdir() || self.cache.is_stray(dir)
     }
 
@@ -367,7 +421,7 @@ impl Locker {
         path: &FilePath,
         mode: u32,
     ) -> Result<(), LockerError> {
-        let (dir, dn) = match self.lock_new_dentry(reqid, path)? {
+        let (dir, dn) = match self.rdlock_path_xlock_dentry(reqid, path, true)? {
             Step::Done(x) => x,
             Step::Wait => return Ok(()),
             Step::Fail(e) => return self.reply_error(reqid, e),
@@ -396,7 +450,7 @@ impl Locker {
         excl: bool,
         file_mode: u32,
     ) -> Result<(), LockerError> {
-        let (dir, dn) = match self.lock_new_dentry(reqid, path)? {
+        let (dir, dn) = match self.rdlock_path_xlock_dentry(reqid, path, true)? {
             Step::Done(x) => x,
             Step::Wait => return Ok(()),
             Step::Fail(e) => return self.reply_error(reqid, e),
@@ -420,15 +474,78 @@ impl Locker {
         self.journal_new_inode(reqid, "openc", newi)
     }
 
+    /// MKNOD (§5.2): like CREATE with `okexist = false`. A regular file's creator gets an
+    /// RDWR cap with the new inode's filelock, authlock and xattrlock in EXCL (Ceph expects it
+    /// to write next, e.g. when re-exporting over NFS); other types get no cap.
+    pub(crate) fn handle_mknod(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+        mode: u32,
+    ) -> Result<(), LockerError> {
+        let ty = if mode & S_IFMT == 0 { S_IFREG } else { mode & S_IFMT };
+        if ty == S_IFDIR || ty == S_IFLNK {
+            // mkdir and symlink have their own operations.
+            return self.reply_error(reqid, Errno::EINVAL);
+        }
+        let (dir, dn) = match self.rdlock_path_xlock_dentry(reqid, path, true)? {
+            Step::Done(x) => x,
+            Step::Wait => return Ok(()),
+            Step::Fail(e) => return self.reply_error(reqid, e),
+        };
+        if self.cache.dentry(dn).is_some_and(|d| d.projected_linkage() != Linkage::Null) {
+            return self.reply_error(reqid, Errno::EEXIST);
+        }
+        let data = InodeData { mode: ty | (mode & 0o7777), nlink: 1, ..InodeData::default() };
+        let newi = self.create_linked_inode(reqid, dir, dn, data)?;
+        if ty == S_IFREG {
+            self.init_new_inode_caps(
+                reqid,
+                newi,
+                &[LockType::IFile, LockType::IAuth, LockType::IXattr],
+                caps_for_mode(lock_sm::caps::FILE_MODE_RDWR),
+            )?;
+        }
+        self.journal_new_inode(reqid, "mknod", newi)
+    }
+
+    /// SYMLINK (§5.2): the lock set of MKDIR; the new inode holds the target and gets no cap.
+    pub(crate) fn handle_symlink(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+        target: &str,
+    ) -> Result<(), LockerError> {
+        if target.is_empty() {
+            return self.reply_error(reqid, Errno::ENOENT);
+        }
+        if target.len() > PATH_MAX {
+            return self.reply_error(reqid, Errno::ENAMETOOLONG);
+        }
+        let (dir, dn) = match self.rdlock_path_xlock_dentry(reqid, path, true)? {
+            Step::Done(x) => x,
+            Step::Wait => return Ok(()),
+            Step::Fail(e) => return self.reply_error(reqid, e),
+        };
+        if self.cache.dentry(dn).is_some_and(|d| d.projected_linkage() != Linkage::Null) {
+            return self.reply_error(reqid, Errno::EEXIST);
+        }
+        let data = InodeData {
+            mode: S_IFLNK | 0o777,
+            nlink: 1,
+            size: target.len() as u64,
+            symlink: Some(target.to_string()),
+            ..InodeData::default()
+        };
+        let newi = self.create_linked_inode(reqid, dir, dn, data)?;
+        self.journal_new_inode(reqid, "symlink", newi)
+    }
+
     /// The non-O_EXCL create of an existing file becomes an OPEN: it already holds the path
     /// locks (here the dentry's xlock, which only orders it behind concurrent creates), gets a
     /// cap for the open mode and replies.
     fn open_existing(&mut self, reqid: ReqId, linkage: Linkage, file_mode: u32) -> Result<(), LockerError> {
-        let target = match linkage {
-            Linkage::Primary(t) => Some(t),
-            Linkage::Remote { ino, .. } => self.cache.lookup_ino(ino),
-            Linkage::Null => None,
-        };
+        let target = self.linkage_target(linkage);
         let Some(target) = target else {
             return self.reply_error(reqid, Errno::ENOENT);
         };
@@ -444,7 +561,7 @@ impl Locker {
 
     /// Allocates the new inode, projects its link into `dn` and the parent's stats
     /// (`predirty_journal_parents` with PREDIRTY_DIR and a link-count change, one level).
-    fn create_linked_inode(
+    pub(crate) fn create_linked_inode(
         &mut self,
         reqid: ReqId,
         dir: InodeId,
@@ -466,19 +583,22 @@ impl Locker {
         }
         self.cache.push_projected_linkage(dn, reqid, Linkage::Primary(newi));
         self.note_projection(reqid, Projection::Linkage(dn))?;
-        self.predirty_parent(reqid, dir, is_dir, 1)?;
+        self.predirty_parent(reqid, dir, is_dir, 1, true)?;
         Ok(newi)
     }
 
-    /// `predirty_journal_parents` for one level: the parent dirfrag's fragstat and rstat and
-    /// the parent inode's dirstat and rstat, folded at once (one auth dirfrag, §4.13). Requires
-    /// the parent's filelock and nestlock wrlocks (§8 fact 71).
+    /// `predirty_journal_parents` for one level: the parent dirfrag's fragstat (every entry,
+    /// PREDIRTY_DIR) and, for a `primary` link, its rstat (PREDIRTY_PRIMARY), and the parent
+    /// inode's dirstat and rstat, folded at once (one auth dirfrag, §4.13). Requires the
+    /// parent's filelock and nestlock wrlocks (§8 fact 71). Recursive stats are not propagated
+    /// past the parent yet.
     pub(crate) fn predirty_parent(
         &mut self,
         reqid: ReqId,
         dir: InodeId,
         is_dir: bool,
         delta: i64,
+        primary: bool,
     ) -> Result<(), LockerError> {
         let m = self.mutation(reqid)?;
         if !m.holds(LockId::inode(dir, LockType::IFile), WRLOCK)
@@ -493,12 +613,18 @@ impl Locker {
         let frag = self.cache.dirfrag_of(dir);
         let fnode =
             self.cache.project_fnode(frag, reqid).ok_or(LockerError::Precondition("dirfrag vanished"))?;
-        if is_dir {
-            fnode.fragstat.nsubdirs = add(fnode.fragstat.nsubdirs);
-            fnode.rstat.rsubdirs = add(fnode.rstat.rsubdirs);
-        } else {
-            fnode.fragstat.nfiles = add(fnode.fragstat.nfiles);
-            fnode.rstat.rfiles = add(fnode.rstat.rfiles);
+        match (is_dir, primary) {
+            (true, true) => {
+                fnode.fragstat.nsubdirs = add(fnode.fragstat.nsubdirs);
+                fnode.rstat.rsubdirs = add(fnode.rstat.rsubdirs);
+            }
+            (false, true) => {
+                fnode.fragstat.nfiles = add(fnode.fragstat.nfiles);
+                fnode.rstat.rfiles = add(fnode.rstat.rfiles);
+            }
+            // A remote link counts as an entry of its directory, not in recursive stats.
+            (true, false) => fnode.fragstat.nsubdirs = add(fnode.fragstat.nsubdirs),
+            (false, false) => fnode.fragstat.nfiles = add(fnode.fragstat.nfiles),
         }
         fnode.fragstat.mtime_ms = now;
         fnode.fragstat.change_attr += 1;
@@ -518,7 +644,7 @@ impl Locker {
 
     /// Puts a new inode's `excl` locks in EXCL with the creator as loner and gives the creator
     /// a cap wanting `wanted` (issued at the end of the event, i.e. with the early reply).
-    fn init_new_inode_caps(
+    pub(crate) fn init_new_inode_caps(
         &mut self,
         reqid: ReqId,
         newi: InodeId,
@@ -541,7 +667,12 @@ impl Locker {
 
     /// Journals a create: the parent and dirfrag projections, the dentry link and the new
     /// inode, then early reply / submit (§4.18).
-    fn journal_new_inode(&mut self, reqid: ReqId, what: &str, newi: InodeId) -> Result<(), LockerError> {
+    pub(crate) fn journal_new_inode(
+        &mut self,
+        reqid: ReqId,
+        what: &str,
+        newi: InodeId,
+    ) -> Result<(), LockerError> {
         let mut changes = self.projected_changes(reqid)?;
         let n = self.cache.inode(newi).ok_or(LockerError::Precondition("new inode vanished"))?;
         let ino = n.ino();

@@ -205,11 +205,11 @@ fn fact_71_predirty_requires_parent_filelock_and_nestlock_wrlocks() {
     let (mut l, _) = setup();
     let root = l.cache.root();
     let r = mutation(&mut l, 1, Some(1));
-    assert!(matches!(l.predirty_parent(r, root, false, 1), Err(LockerError::Precondition(_))));
+    assert!(matches!(l.predirty_parent(r, root, false, 1, true), Err(LockerError::Precondition(_))));
     assert!(l.wrlock_start(LockId::inode(root, T::IFile), r, false).unwrap());
-    assert!(matches!(l.predirty_parent(r, root, false, 1), Err(LockerError::Precondition(_))));
+    assert!(matches!(l.predirty_parent(r, root, false, 1, true), Err(LockerError::Precondition(_))));
     assert!(l.wrlock_start(LockId::inode(root, T::INest), r, false).unwrap());
-    l.predirty_parent(r, root, false, 1).unwrap();
+    l.predirty_parent(r, root, false, 1, true).unwrap();
     assert_eq!(l.cache.inode(root).unwrap().projected_data().dirstat.nfiles, 1);
     assert_eq!(l.cache.inode(root).unwrap().data().dirstat.nfiles, 0, "projected only");
 }

@@ -16,7 +16,11 @@ pub struct H {
 impl H {
     /// A Locker recording transitions, with sessions for clients 1, 2 and 3.
     pub fn new() -> H {
-        let cfg = LockerConfig { record_transitions: true, ..LockerConfig::default() };
+        H::with_config(LockerConfig { record_transitions: true, ..LockerConfig::default() })
+    }
+
+    /// A Locker with `cfg`, with sessions for clients 1, 2 and 3.
+    pub fn with_config(cfg: LockerConfig) -> H {
         let mut h = H { l: Locker::new(cfg) };
         for c in 1..=3 {
             h.ev(Event::SessionOpen { client: c });

@@ -1,0 +1,530 @@
+//! UNLINK, RMDIR, LINK and RENAME (mds spec §5.1 `rdlock_two_paths_xlock_destdn`, §5.2,
+//! §8 facts 62, 63, 68): the operations that remove or move links.
+//!
+//! Removing an inode's primary link does not free it: the inode moves to a stray directory
+//! of the rank (a dentry named after its inode number in `~mdsN/strayK`), where it stays
+//! while clients still hold it open or other (remote) links point at it. That move is why an
+//! unlink also wrlocks the stray directory and xlocks the stray dentry, and why both
+//! directories' statistics change in one journal entry.
+//!
+//! LINK and RENAME name two dentries. Both paths are depth 1 (directory inode + name), as
+//! clients send them; traversal takes only snaplock rdlocks, and the dentries and their
+//! directories are then locked in one vector whose order avoids deadlocks between renames
+//! crossing in opposite directions: the shallower directory group first (§8 fact 68), the
+//! smaller name first within one directory.
+
+use std::cmp::Ordering;
+
+use lock_sm::LockType;
+
+use crate::cache::{InodeData, Linkage};
+use crate::effects::{Errno, FilePath, ReplyData};
+use crate::error::LockerError;
+use crate::ids::{DentryId, InodeId, LockId, ReqId};
+use crate::journal::JournalEntry;
+use crate::lock::WAIT_RD;
+use crate::mutation::{LockOp, Projection, RDLOCK, SNAP_LOCKED, SNAP2_LOCKED, XLOCK};
+
+use super::Locker;
+use super::server::{NAME_MAX, Step};
+
+/// One dentry of a two-path operation: its directory and itself.
+#[derive(Debug, Clone, Copy)]
+struct Named {
+    dir: InodeId,
+    dn: DentryId,
+}
+
+impl Locker {
+    /// Projects `inode` for this mutation, applies `f`, and gives it its next version from
+    /// `via` (the primary dentry it will have) or, if `None`, from its projected parent.
+    fn project_inode_with(
+        &mut self,
+        reqid: ReqId,
+        inode: InodeId,
+        via: Option<DentryId>,
+        f: impl FnOnce(&mut InodeData),
+    ) -> Result<(), LockerError> {
+        let pi = self.cache.project_inode(inode, reqid).ok_or(LockerError::Precondition("inode vanished"))?;
+        f(pi);
+        match via {
+            Some(dn) => self.cache.pre_dirty_inode_via(inode, Some(dn)),
+            None => self.cache.pre_dirty_inode(inode),
+        };
+        self.note_projection(reqid, Projection::Inode(inode))
+    }
+
+    /// Projects a dentry's new linkage at its next version.
+    fn project_linkage(&mut self, reqid: ReqId, dn: DentryId, linkage: Linkage) -> Result<(), LockerError> {
+        self.cache.pre_dirty_dentry(dn, 0).ok_or(LockerError::Precondition("dentry vanished"))?;
+        self.project_linkage_at_current(reqid, dn, linkage)
+    }
+
+    /// Projects a dentry's new linkage at the version `pre_dirty_inode_via` just gave it.
+    fn project_linkage_at_current(
+        &mut self,
+        reqid: ReqId,
+        dn: DentryId,
+        linkage: Linkage,
+    ) -> Result<(), LockerError> {
+        self.cache
+            .push_projected_linkage(dn, reqid, linkage)
+            .ok_or(LockerError::Precondition("dentry vanished"))?;
+        self.note_projection(reqid, Projection::Linkage(dn))
+    }
+
+    /// `prepare_stray_dentry`: the null dentry in one of the rank's stray directories that
+    /// will take `inode`'s primary link. Named after the inode number; the stray directory is
+    /// chosen by inode number (Ceph rotates through them per log segment; any spread works).
+    fn prepare_stray_dentry(&mut self, reqid: ReqId, inode: InodeId) -> Result<DentryId, LockerError> {
+        let ino = self.ino_of(inode);
+        let strays = self.cache.strays();
+        let stray = strays
+            .get((ino.0 % strays.len().max(1) as u64) as usize)
+            .copied()
+            .ok_or(LockerError::Precondition("no stray directories"))?;
+        let name = format!("{:x}", ino.0);
+        let dn = match self.cache.lookup_dentry(stray, &name) {
+            Some(dn) => dn,
+            None => self.add_null_dentry_for(reqid, stray, &name)?,
+        };
+        if self.cache.dentry(dn).is_some_and(|d| d.projected_linkage() != Linkage::Null) {
+            return Err(LockerError::Precondition("stray dentry already linked"));
+        }
+        Ok(dn)
+    }
+
+    /// The locks that move `inode`'s primary link into `straydn` (§5.2 UNLINK, RENAME): wrlock
+    /// the stray directory's filelock and nestlock, xlock the stray dentry. They come after
+    /// everything under the fs root (§4.3 rule 1).
+    fn stray_locks(&self, straydn: DentryId) -> Result<Vec<LockOp>, LockerError> {
+        let stray = self
+            .cache
+            .dentry_dir_inode(straydn)
+            .ok_or(LockerError::Precondition("stray dentry has no dir"))?;
+        Ok(vec![
+            LockOp::wr(LockId::inode(stray, LockType::IFile)),
+            LockOp::wr(LockId::inode(stray, LockType::INest)),
+            LockOp::x(LockId::dentry(straydn, LockType::Dn)),
+        ])
+    }
+
+    /// UNLINK and RMDIR (§5.2, §8 facts 62, 63): `rdlock_path_xlock_dentry(create = false,
+    /// okexist = true)`, then xlock the victim's linklock and snaplock, for RMDIR rdlock its
+    /// filelock (its fragstat says whether it is empty), and for a primary link the stray
+    /// directory's locks. Project: the dentry goes null, the inode loses a link (and moves to
+    /// the stray dentry if this was its primary link), both directories' stats change.
+    pub(crate) fn handle_unlink(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+        rmdir: bool,
+    ) -> Result<(), LockerError> {
+        let (dir, dn) = match self.rdlock_path_xlock_dentry(reqid, path, false)? {
+            Step::Done(x) => x,
+            Step::Wait => return Ok(()),
+            Step::Fail(e) => return self.reply_error(reqid, e),
+        };
+        // The dentry is xlocked by us: its projected linkage is ours to read.
+        let linkage = self.cache.dentry(dn).map(|d| d.projected_linkage()).unwrap_or(Linkage::Null);
+        let Some(inode) = self.linkage_target(linkage) else {
+            return self.reply_error(reqid, Errno::ENOENT);
+        };
+        let is_dir = self.cache.inode(inode).is_some_and(|n| n.is_dir());
+        if rmdir && !is_dir {
+            return self.reply_error(reqid, Errno::ENOTDIR);
+        }
+        if !rmdir && is_dir {
+            return self.reply_error(reqid, Errno::EISDIR);
+        }
+        if rmdir && self.cache.dir_has_projected_entries(inode) {
+            return self.reply_error(reqid, Errno::ENOTEMPTY);
+        }
+        let primary = matches!(linkage, Linkage::Primary(_));
+        let straydn = if primary { Some(self.prepare_stray_dentry(reqid, inode)?) } else { None };
+        let lk = |ty| LockId::inode(inode, ty);
+        let mut locks = vec![LockOp::x(lk(LockType::ILink)), LockOp::x(lk(LockType::ISnap))];
+        if rmdir {
+            locks.push(LockOp::rd(lk(LockType::IFile)));
+        }
+        if let Some(s) = straydn {
+            locks.extend(self.stray_locks(s)?);
+        }
+        if !self.acquire_locks(reqid, &locks)? {
+            return Ok(());
+        }
+        // Under the filelock rdlock nobody can be adding entries (§7.2 tracker 18708: the
+        // fragstat is read only when the lock is readable).
+        if rmdir && self.cache.dir_projected_fragstat_nonzero(inode) {
+            return self.reply_error(reqid, Errno::ENOTEMPTY);
+        }
+        let now = self.now_ms();
+        tracing::debug!(%reqid, ?inode, primary, rmdir, "unlink: projecting");
+        self.project_linkage(reqid, dn, Linkage::Null)?;
+        self.project_inode_with(reqid, inode, straydn, |pi| {
+            pi.nlink = pi.nlink.saturating_sub(1);
+            pi.ctime_ms = now;
+        })?;
+        if let Some(s) = straydn {
+            self.project_linkage_at_current(reqid, s, Linkage::Primary(inode))?;
+        }
+        self.predirty_parent(reqid, dir, is_dir, -1, primary)?;
+        if let Some(stray) = straydn.and_then(|s| self.cache.dentry_dir_inode(s)) {
+            self.predirty_parent(reqid, stray, is_dir, 1, true)?;
+        }
+        let changes = self.projected_changes(reqid)?;
+        self.journal_and_reply(reqid, JournalEntry::update(reqid, "unlink_local", changes), Ok(None))
+    }
+
+    /// Traverses one depth-1 path of a two-path operation without path dentry locks (§5.1:
+    /// RDLOCK_SNAP or RDLOCK_SNAP2, WANT_DENTRY): rdlock the snaplocks from the directory up,
+    /// find (or, for a destination, create a null) dentry, and wait until the dentry is
+    /// readable unless this request already locks it. A missing source is ENOENT.
+    fn traverse_named(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+        snap_bit: u8,
+        is_src: bool,
+    ) -> Result<Step<Named>, LockerError> {
+        let Some(dir) = self.cache.lookup_ino(path.base) else {
+            return Ok(Step::Fail(Errno::ENOENT));
+        };
+        if !self.rdlock_snap_chain(reqid, dir, snap_bit)? {
+            return Ok(Step::Wait);
+        }
+        if !self.cache.inode(dir).is_some_and(|n| n.is_dir()) {
+            return Ok(Step::Fail(Errno::ENOTDIR));
+        }
+        let name = &path.components[0];
+        if name.len() > NAME_MAX {
+            return Ok(Step::Fail(Errno::ENAMETOOLONG));
+        }
+        let dn = match self.cache.lookup_dentry(dir, name) {
+            Some(dn) => dn,
+            None if is_src => return Ok(Step::Fail(Errno::ENOENT)),
+            None => self.add_null_dentry_for(reqid, dir, name)?,
+        };
+        let dn_lock = LockId::dentry(dn, LockType::Dn);
+        let m = self.mutation(reqid)?;
+        let client = m.client;
+        if !m.holds(dn_lock, RDLOCK | XLOCK) && !self.lk(dn_lock)?.can_read(client) {
+            self.drop_snap_chains(reqid)?;
+            self.add_waiter(dn_lock, WAIT_RD, reqid)?;
+            self.nudge_log(dn_lock)?;
+            self.mark_event(reqid, "failed to read dentry, waiting");
+            return Ok(Step::Wait);
+        }
+        if is_src && self.visible_linkage(dn, reqid)? == Linkage::Null {
+            return Ok(Step::Fail(Errno::ENOENT));
+        }
+        Ok(Step::Done(Named { dir, dn }))
+    }
+
+    /// Ceph's `compare_paths` for the two directories: by the base their projected walk ends
+    /// at (the fs root before `~mdsN`), then by depth.
+    fn compare_dirs(&self, a: InodeId, b: InodeId) -> Ordering {
+        let (ra, da) = self.cache.projected_root_and_depth(a);
+        let (rb, db) = self.cache.projected_root_and_depth(b);
+        (self.ino_of(ra), da).cmp(&(self.ino_of(rb), db))
+    }
+
+    /// `rdlock_two_paths_xlock_destdn` (§5.1): both traversals, then one lock vector: the
+    /// directories' filelock and nestlock wrlocks with the dentry xlocks (the source only
+    /// rdlocked for LINK), the shallower directory group first (§8 fact 68).
+    fn rdlock_two_paths_xlock_destdn(
+        &mut self,
+        reqid: ReqId,
+        dest: &FilePath,
+        src: &FilePath,
+        xlock_srcdn: bool,
+    ) -> Result<Step<(Named, Named)>, LockerError> {
+        if dest.depth() != 1 || src.depth() != 1 {
+            return Ok(Step::Fail(Errno::EINVAL));
+        }
+        let names = [&dest.components[0], &src.components[0]];
+        if names.iter().any(|n| *n == "." || *n == "..") {
+            return Ok(Step::Fail(if xlock_srcdn { Errno::EINVAL } else { Errno::EEXIST }));
+        }
+        let d = match self.traverse_named(reqid, dest, SNAP_LOCKED, false)? {
+            Step::Done(x) => x,
+            Step::Wait => return Ok(Step::Wait),
+            Step::Fail(e) => return Ok(Step::Fail(e)),
+        };
+        let s = match self.traverse_named(reqid, src, SNAP2_LOCKED, true)? {
+            Step::Done(x) => x,
+            Step::Wait => return Ok(Step::Wait),
+            Step::Fail(e) => return Ok(Step::Fail(e)),
+        };
+        if let Some(e) = self.dir_update_error(d.dir) {
+            return Ok(Step::Fail(e));
+        }
+        if xlock_srcdn && self.is_system_dir(s.dir) {
+            return Ok(Step::Fail(Errno::EROFS));
+        }
+        let dn_x = |n: Named| LockOp::x(LockId::dentry(n.dn, LockType::Dn));
+        let src_dn = if xlock_srcdn { dn_x(s) } else { LockOp::rd(LockId::dentry(s.dn, LockType::Dn)) };
+        let dir_wr = |dir: InodeId| {
+            [LockOp::wr(LockId::inode(dir, LockType::IFile)), LockOp::wr(LockId::inode(dir, LockType::INest))]
+        };
+        let mut locks = Vec::new();
+        if d.dir == s.dir {
+            locks.extend(dir_wr(d.dir));
+            let dest_name = &dest.components[0];
+            let src_name = &src.components[0];
+            if dest_name <= src_name {
+                locks.extend([dn_x(d), src_dn]);
+            } else {
+                locks.extend([src_dn, dn_x(d)]);
+            }
+        } else {
+            let mut dest_group = dir_wr(d.dir).to_vec();
+            dest_group.push(dn_x(d));
+            let mut src_group = if xlock_srcdn { dir_wr(s.dir).to_vec() } else { Vec::new() };
+            src_group.push(src_dn);
+            let dest_first = match self.compare_dirs(d.dir, s.dir) {
+                Ordering::Less => true,
+                Ordering::Greater => false,
+                Ordering::Equal => self.ino_of(d.dir) < self.ino_of(s.dir),
+            };
+            if dest_first {
+                locks.extend(dest_group);
+                locks.extend(src_group);
+            } else {
+                locks.extend(src_group);
+                locks.extend(dest_group);
+            }
+        }
+        if !self.acquire_locks(reqid, &locks)? {
+            self.drop_snap_chains(reqid)?;
+            return Ok(Step::Wait);
+        }
+        Ok(Step::Done((d, s)))
+    }
+
+    /// A two-path request does not wait for its dentries and directories while holding its
+    /// snaplock rdlocks. They cover the ancestors of *two* directories, so some are deeper
+    /// than locks of the other path it waits for: holding them across that wait is out of the
+    /// §4.3 order and closes cycles with a rename or unlink that holds the awaited lock and
+    /// must xlock one of those snaplocks (directly, or through a traversal queued behind such
+    /// an xlock). The chains are re-taken, without waiting, on the retry. The dentry and
+    /// directory locks already held are kept: they are taken in order, and giving them back
+    /// would let client caps that had to be revoked for them be granted again, so a rename
+    /// needing two directories' filelocks could chase revokes forever.
+    fn drop_snap_chains(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        let chains: Vec<LockId> = self
+            .mutation(reqid)?
+            .held()
+            .iter()
+            .filter(|(l, f)| l.ty == LockType::ISnap && **f & RDLOCK != 0)
+            .map(|(l, _)| *l)
+            .collect();
+        for id in chains {
+            self.rdlock_finish(id, reqid)?;
+        }
+        self.mutation_mut(reqid)?.locking_state &= !(SNAP_LOCKED | SNAP2_LOCKED);
+        Ok(())
+    }
+
+    /// LINK (§5.2): a remote link at `path` to the inode `target` names. Two-path form: wrlock
+    /// the destination directory's filelock and nestlock, xlock the new dentry, rdlock the
+    /// source dentry; by-inode form (`target` depth 0): the target's parent snap chain and
+    /// `rdlock_path_xlock_dentry` for the destination. Then xlock the target's snaplock and
+    /// linklock (its link count changes).
+    pub(crate) fn handle_link(
+        &mut self,
+        reqid: ReqId,
+        path: &FilePath,
+        target: &FilePath,
+    ) -> Result<(), LockerError> {
+        if path.depth() != 1 || target.depth() > 1 {
+            return self.reply_error(reqid, Errno::EINVAL);
+        }
+        let (dest, targeti) = if target.depth() == 0 {
+            let Some(t) = self.cache.lookup_ino(target.base) else {
+                return self.reply_error(reqid, Errno::ENOENT);
+            };
+            let Some(parent) = self.cache.projected_parent_dir(t) else {
+                // A base directory has no parent to link from (and is a directory anyway).
+                return self.reply_error(reqid, Errno::EINVAL);
+            };
+            let (dir, dn) = match self.rdlock_path_xlock_dentry(reqid, path, false)? {
+                Step::Done(x) => x,
+                Step::Wait => return Ok(()),
+                Step::Fail(e) => return self.reply_error(reqid, e),
+            };
+            // Ceph takes the target's snap chain first; taking it last, and never waiting
+            // for it while holding anything (it drops all on failure), keeps these
+            // out-of-order rdlocks out of every wait of the destination's locks.
+            if !self.rdlock_snap_chain(reqid, parent, SNAP2_LOCKED)? {
+                return Ok(());
+            }
+            (Named { dir, dn }, t)
+        } else {
+            let (d, s) = match self.rdlock_two_paths_xlock_destdn(reqid, path, target, false)? {
+                Step::Done(x) => x,
+                Step::Wait => return Ok(()),
+                Step::Fail(e) => return self.reply_error(reqid, e),
+            };
+            let Some(t) = self.linkage_target(self.visible_linkage(s.dn, reqid)?) else {
+                return self.reply_error(reqid, Errno::ENOENT);
+            };
+            (d, t)
+        };
+        if self.cache.dentry(dest.dn).is_some_and(|d| d.projected_linkage() != Linkage::Null) {
+            return self.reply_error(reqid, Errno::EEXIST);
+        }
+        let Some(tdata) = self.cache.inode(targeti).map(|n| n.projected_data().clone()) else {
+            return self.reply_error(reqid, Errno::ENOENT);
+        };
+        if tdata.is_dir() {
+            return self.reply_error(reqid, Errno::EINVAL);
+        }
+        if tdata.nlink == 0 {
+            // Already unlinked everywhere (only reachable by inode number).
+            return self.reply_error(reqid, Errno::ENOENT);
+        }
+        if let Some(e) = self.dir_update_error(dest.dir) {
+            return self.reply_error(reqid, e);
+        }
+        let locks = [
+            LockOp::x(LockId::inode(targeti, LockType::ISnap)),
+            LockOp::x(LockId::inode(targeti, LockType::ILink)),
+        ];
+        if !self.acquire_locks(reqid, &locks)? {
+            return Ok(());
+        }
+        let now = self.now_ms();
+        let ino = self.ino_of(targeti);
+        let d_type = tdata.mode & crate::cache::S_IFMT;
+        tracing::debug!(%reqid, %ino, "link: projecting");
+        self.project_linkage(reqid, dest.dn, Linkage::Remote { ino, d_type })?;
+        self.project_inode_with(reqid, targeti, None, |pi| {
+            pi.nlink += 1;
+            pi.ctime_ms = now;
+        })?;
+        self.predirty_parent(reqid, dest.dir, false, 1, false)?;
+        let changes = self.projected_changes(reqid)?;
+        self.journal_and_reply(reqid, JournalEntry::update(reqid, "link_local", changes), Ok(Some(ino)))
+    }
+
+    /// RENAME (§5.2, §8 facts 59, 68): `rdlock_two_paths_xlock_destdn(xlock_srcdn = true)`,
+    /// then xlock the source inode's linklock and snaplock, and if the destination exists its
+    /// linklock and snaplock too (plus a filelock rdlock to check that a directory being
+    /// replaced is empty), in path order for directories and inode order for files; if the
+    /// destination was a primary link its inode moves to a stray dentry. Moving a directory
+    /// into its own subtree is EINVAL; renaming a name onto itself, or onto another link of
+    /// the same inode, does nothing.
+    pub(crate) fn handle_rename(
+        &mut self,
+        reqid: ReqId,
+        dest: &FilePath,
+        src: &FilePath,
+    ) -> Result<(), LockerError> {
+        let same_dentry = dest.base == src.base && dest.components == src.components;
+        let (d, s) = match self.rdlock_two_paths_xlock_destdn(reqid, dest, src, true)? {
+            Step::Done(x) => x,
+            Step::Wait => return Ok(()),
+            Step::Fail(e) => return self.reply_error(reqid, e),
+        };
+        let srclink = self.cache.dentry(s.dn).map(|x| x.projected_linkage()).unwrap_or(Linkage::Null);
+        let Some(srci) = self.linkage_target(srclink) else {
+            return self.reply_error(reqid, Errno::ENOENT);
+        };
+        let destlink = self.cache.dentry(d.dn).map(|x| x.projected_linkage()).unwrap_or(Linkage::Null);
+        let oldin = self.linkage_target(destlink);
+        if same_dentry || oldin == Some(srci) {
+            let ino = self.ino_of(srci);
+            return self.reply_done(reqid, Some(ino), ReplyData::None);
+        }
+        let src_is_dir = self.cache.inode(srci).is_some_and(|n| n.is_dir());
+        if src_is_dir && self.cache.is_projected_ancestor(srci, d.dir) {
+            return self.reply_error(reqid, Errno::EINVAL);
+        }
+        let old_is_dir = oldin.is_some_and(|o| self.cache.inode(o).is_some_and(|n| n.is_dir()));
+        if let Some(o) = oldin {
+            if old_is_dir && !src_is_dir {
+                return self.reply_error(reqid, Errno::EISDIR);
+            }
+            if !old_is_dir && src_is_dir {
+                return self.reply_error(reqid, Errno::ENOTDIR);
+            }
+            if old_is_dir && self.cache.dir_has_projected_entries(o) {
+                return self.reply_error(reqid, Errno::ENOTEMPTY);
+            }
+        }
+        let dest_primary = matches!(destlink, Linkage::Primary(_));
+        let straydn = match oldin {
+            Some(o) if dest_primary => Some(self.prepare_stray_dentry(reqid, o)?),
+            _ => None,
+        };
+        let inode_locks = |i: InodeId| {
+            [LockOp::x(LockId::inode(i, LockType::ILink)), LockOp::x(LockId::inode(i, LockType::ISnap))]
+        };
+        let mut locks: Vec<LockOp> = inode_locks(srci).to_vec();
+        if let Some(o) = oldin {
+            let mut old = inode_locks(o).to_vec();
+            if old_is_dir {
+                old.push(LockOp::rd(LockId::inode(o, LockType::IFile)));
+            }
+            let old_first = if old_is_dir {
+                match self.compare_dirs(d.dir, s.dir) {
+                    Ordering::Less => true,
+                    Ordering::Greater => false,
+                    Ordering::Equal => self.ino_of(o) < self.ino_of(srci),
+                }
+            } else {
+                self.ino_of(o) < self.ino_of(srci)
+            };
+            if old_first {
+                old.extend(locks);
+                locks = old;
+            } else {
+                locks.extend(old);
+            }
+        }
+        if let Some(sdn) = straydn {
+            locks.extend(self.stray_locks(sdn)?);
+        }
+        if !self.acquire_locks(reqid, &locks)? {
+            return Ok(());
+        }
+        if let Some(o) = oldin
+            && old_is_dir
+            && self.cache.dir_projected_fragstat_nonzero(o)
+        {
+            return self.reply_error(reqid, Errno::ENOTEMPTY);
+        }
+        let now = self.now_ms();
+        let src_primary = matches!(srclink, Linkage::Primary(_));
+        tracing::debug!(%reqid, ?srci, ?oldin, "rename: projecting");
+        self.project_linkage(reqid, s.dn, Linkage::Null)?;
+        if let Some(o) = oldin {
+            self.project_inode_with(reqid, o, straydn, |pi| {
+                pi.nlink = pi.nlink.saturating_sub(1);
+                pi.ctime_ms = now;
+            })?;
+            if let Some(sdn) = straydn {
+                self.project_linkage_at_current(reqid, sdn, Linkage::Primary(o))?;
+            }
+        }
+        if src_primary {
+            self.project_inode_with(reqid, srci, Some(d.dn), |pi| pi.ctime_ms = now)?;
+            self.project_linkage_at_current(reqid, d.dn, srclink)?;
+        } else {
+            self.project_linkage(reqid, d.dn, srclink)?;
+            self.project_inode_with(reqid, srci, None, |pi| pi.ctime_ms = now)?;
+        }
+        self.predirty_parent(reqid, s.dir, src_is_dir, -1, src_primary)?;
+        self.predirty_parent(reqid, d.dir, src_is_dir, 1, src_primary)?;
+        if oldin.is_some() {
+            self.predirty_parent(reqid, d.dir, old_is_dir, -1, dest_primary)?;
+        }
+        if let Some(stray) = straydn.and_then(|x| self.cache.dentry_dir_inode(x)) {
+            self.predirty_parent(reqid, stray, old_is_dir, 1, true)?;
+        }
+        let ino = self.ino_of(srci);
+        let changes = self.projected_changes(reqid)?;
+        self.journal_and_reply(reqid, JournalEntry::update(reqid, "rename", changes), Ok(Some(ino)))
+    }
+}
