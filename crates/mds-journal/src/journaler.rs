@@ -6,22 +6,24 @@
 //! current write position and the policy is told. One flusher task per journal executes the
 //! policy's effects: it takes the bytes of a flush out of the buffer, writes them to the objects
 //! they map to, syncs, and feeds the completion back; waiters are completed in position order
-//! from that task. A device error is sticky: the error is recorded, every waiter fails, and no
+//! from that task. How submitters wake the parked flusher is [`crate::handoff`]'s protocol,
+//! model-checked by loom in `loom_model` (built only with `--cfg loom`). A device error is sticky: the error is recorded, every waiter fails, and no
 //! later append or wait succeeds, so nothing the device may have lost is ever acknowledged.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use rados_store::{Clock, UTime};
-use tokio::sync::{Notify, oneshot};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 use crate::commit::{BatchConfig, Effect, GroupCommit, Input};
 use crate::device::{JournalDevice, ObjectWrite};
 use crate::error::{DeviceError, JournalError, Result};
 use crate::frame::{MAX_PAYLOAD, SENTINEL, StreamFormat};
+use crate::handoff::{Bell, Handoff, Look};
 use crate::header::JournalHeader;
 use crate::layout::{FileLayout, object_name};
 use crate::types::InodeNo;
@@ -52,10 +54,6 @@ struct State {
     buf_start: u64,
     next_flush: Option<(u64, u64)>,
     timer_ns: Option<u64>,
-    /// What the flusher task is parked on: `None` while it runs (it will look at the state
-    /// again before parking), `Some(deadline)` while parked. Lets appends skip waking it when
-    /// nothing it waits for changed.
-    flusher_parked: Option<Option<u64>>,
     /// Completions keyed by the position that must be safe, fired in key order.
     waiters: BTreeMap<u64, Vec<Waiter>>,
     error: Option<DeviceError>,
@@ -74,22 +72,28 @@ impl State {
     }
 
     /// Feeds one input and applies the effects that only touch state. Completions to run after
-    /// the lock is released go to `done`; returns whether the flusher must look again.
-    fn step(&mut self, input: Input, done: &mut Vec<(Waiter, Result<()>)>) -> bool {
+    /// the lock is released go to `done`; rings `bell` if the parked flusher must look again
+    /// (new work, or a timer earlier than the one it sleeps on). Changes it does not wait for
+    /// leave it parked, so a busy journal does not pay a wake-up per append.
+    fn step(&mut self, input: Input, bell: &mut Bell, done: &mut Vec<(Waiter, Result<()>)>) {
         let mut fx = std::mem::take(&mut self.scratch);
         self.gc.step(input, &mut fx);
-        let mut wake = false;
         for effect in fx.drain(..) {
             match effect {
                 Effect::Flush { from, to } => {
                     self.next_flush = Some((from, to));
-                    wake |= self.flusher_parked.is_some();
+                    if bell.parked().is_some() {
+                        bell.ring();
+                    }
                 }
                 Effect::ArmTimer { at_ns } => {
-                    wake |= match self.flusher_parked {
+                    let sooner = match bell.parked() {
                         Some(None) => true,
                         Some(Some(parked_until)) => at_ns < parked_until,
                         None => false,
+                    };
+                    if sooner {
+                        bell.ring();
                     }
                 }
                 Effect::Safe { up_to } => {
@@ -110,22 +114,11 @@ impl State {
         // Mirror the policy's timer rather than trusting effects alone, so a tick that arrives
         // before the deadline (clocks disagree) cannot lose the timer.
         self.timer_ns = self.gc.timer();
-        wake
     }
 }
 
-struct Shared {
-    state: Mutex<State>,
-    wake: Notify,
-}
-
-impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
-        // State updates are small and complete before any call that could panic; a poisoned lock
-        // therefore still guards consistent state.
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+/// The state shared by submitters and the flusher task, with the park/wake protocol.
+type Shared = Handoff<State>;
 
 fn run_completions(done: Vec<(Waiter, Result<()>)>) {
     for (w, r) in done {
@@ -183,13 +176,29 @@ impl Journaler {
         header: &JournalHeader,
         write_pos: u64,
     ) -> Journaler {
+        let span = tracing::info_span!("journal_flusher", rank = id.rank);
+        let (journaler, flusher) = Journaler::new(id, dev, clock, batch, header, write_pos);
+        let task = tokio::spawn(flusher.instrument(span));
+        *journaler.flusher.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        journaler
+    }
+
+    /// The journal and its flusher, not yet running: [`Journaler::start`] spawns it on tokio,
+    /// the loom model drives it on a model thread.
+    fn new(
+        id: JournalId,
+        dev: Arc<dyn JournalDevice>,
+        clock: Arc<dyn Clock>,
+        batch: BatchConfig,
+        header: &JournalHeader,
+        write_pos: u64,
+    ) -> (Journaler, impl Future<Output = ()> + Send + 'static) {
         let state = State {
             gc: GroupCommit::new(batch, write_pos),
             buf: BytesMut::new(),
             buf_start: write_pos,
             next_flush: None,
             timer_ns: None,
-            flusher_parked: None,
             waiters: BTreeMap::new(),
             error: None,
             closed: false,
@@ -197,19 +206,17 @@ impl Journaler {
             expire_pos: header.expire_pos,
             scratch: Vec::new(),
         };
-        let shared = Arc::new(Shared { state: Mutex::new(state), wake: Notify::new() });
-        let span = tracing::info_span!("journal_flusher", rank = id.rank);
-        let task = tokio::spawn(
-            flusher(shared.clone(), dev.clone(), clock.clone(), id.ino, id.layout).instrument(span),
-        );
-        Journaler {
+        let shared = Arc::new(Shared::new(state));
+        let task = flusher(shared.clone(), dev.clone(), clock.clone(), id.ino, id.layout);
+        let journaler = Journaler {
             id,
             dev,
             clock,
             shared,
             head_lock: tokio::sync::Mutex::new(()),
-            flusher: Mutex::new(Some(task)),
-        }
+            flusher: Mutex::new(None),
+        };
+        (journaler, task)
     }
 
     pub fn write_pos(&self) -> u64 {
@@ -235,26 +242,47 @@ impl Journaler {
 
     /// Frames `payload` at the write position. Returns the entry's `(start, end)`.
     pub fn append(&self, payload: &[u8]) -> Result<(u64, u64)> {
+        self.append_inner(payload, None::<fn(u64, u64) -> SafeCallback>)
+    }
+
+    /// Like [`Journaler::append`], and registers the completion `on_safe(start, end)` builds
+    /// in the same critical section, so it fires in log order with every other completion.
+    /// Registering a callback after the append cannot promise that: another
+    /// submitter's later entry may be flushed and completed before the registration, which then
+    /// finds this entry already safe and fires after it (found by `loom_model`).
+    pub fn append_with(
+        &self,
+        payload: &[u8],
+        on_safe: impl FnOnce(u64, u64) -> SafeCallback,
+    ) -> Result<(u64, u64)> {
+        self.append_inner(payload, Some(on_safe))
+    }
+
+    fn append_inner(
+        &self,
+        payload: &[u8],
+        on_safe: Option<impl FnOnce(u64, u64) -> SafeCallback>,
+    ) -> Result<(u64, u64)> {
         let len = payload.len() as u64;
         if len > MAX_PAYLOAD {
             return Err(JournalError::EventTooLarge { len, max: MAX_PAYLOAD });
         }
         let now = now_ns(self.clock.as_ref());
         let mut done = Vec::new();
-        let (start, end, wake) = {
-            let mut st = self.shared.lock();
+        let (start, end) = self.shared.update(|st, bell| {
             if let Some(e) = st.refuse() {
                 return Err(e);
             }
             let start = st.gc.appended();
             frame_into(&mut st.buf, self.id.format, start, payload);
             let end = start + self.id.format.frame_len(len);
-            let wake = st.step(Input::Appended { end, now_ns: now }, &mut done);
-            (start, end, wake)
-        };
-        if wake {
-            self.shared.wake.notify_one();
-        }
+            st.step(Input::Appended { end, now_ns: now }, bell, &mut done);
+            if let Some(make) = on_safe {
+                st.waiters.entry(end).or_default().push(Waiter::Callback(make(start, end)));
+                st.step(Input::SafeWanted { pos: end, now_ns: now }, bell, &mut done);
+            }
+            Ok((start, end))
+        })?;
         run_completions(done);
         tracing::trace!(rank = self.id.rank, start, end, "entry appended");
         Ok((start, end))
@@ -265,29 +293,22 @@ impl Journaler {
     fn wait_with(&self, pos: u64, waiter: Waiter) {
         let now = now_ns(self.clock.as_ref());
         let mut done = Vec::new();
-        let wake = {
-            let mut st = self.shared.lock();
+        self.shared.update(|st, bell| {
             if let Some(e) = &st.error {
                 done.push((waiter, Err(JournalError::Failed(e.clone()))));
-                false
             } else if pos <= st.gc.safe() {
                 done.push((waiter, Ok(())));
-                false
             } else if pos > st.gc.appended() {
                 let appended = st.gc.appended();
                 let err = JournalError::InvalidArgument(format!(
                     "position {pos:#x} is beyond the write position {appended:#x}"
                 ));
                 done.push((waiter, Err(err)));
-                false
             } else {
                 st.waiters.entry(pos).or_default().push(waiter);
-                st.step(Input::SafeWanted { pos, now_ns: now }, &mut done)
+                st.step(Input::SafeWanted { pos, now_ns: now }, bell, &mut done);
             }
-        };
-        if wake {
-            self.shared.wake.notify_one();
-        }
+        });
         run_completions(done);
     }
 
@@ -298,24 +319,14 @@ impl Journaler {
         rx.await.unwrap_or(Err(JournalError::Closed))
     }
 
-    /// Runs `f` (from the flusher task, in position order) once everything before `pos` is
-    /// durable, or with the error that made that impossible.
-    pub fn on_safe(&self, pos: u64, f: SafeCallback) {
-        self.wait_with(pos, Waiter::Callback(f));
-    }
-
     /// Asks for everything appended so far to be flushed, without waiting.
     pub fn flush(&self) {
         let now = now_ns(self.clock.as_ref());
         let mut done = Vec::new();
-        let wake = {
-            let mut st = self.shared.lock();
+        self.shared.update(|st, bell| {
             let pos = st.gc.appended();
-            st.step(Input::SafeWanted { pos, now_ns: now }, &mut done)
-        };
-        if wake {
-            self.shared.wake.notify_one();
-        }
+            st.step(Input::SafeWanted { pos, now_ns: now }, bell, &mut done);
+        });
         run_completions(done);
     }
 
@@ -323,14 +334,13 @@ impl Journaler {
     /// fails exactly as if a flush had.
     fn fail(&self, e: DeviceError) -> JournalError {
         let mut done = Vec::new();
-        {
-            let mut st = self.shared.lock();
+        self.shared.update(|st, bell| {
             if st.error.is_none() {
                 st.error = Some(e.clone());
             }
-            st.step(Input::FlushFailed, &mut done);
-        }
-        self.shared.wake.notify_one();
+            st.step(Input::FlushFailed, bell, &mut done);
+            bell.ring();
+        });
         run_completions(done);
         tracing::error!(rank = self.id.rank, error = %e, "journal failed");
         JournalError::Failed(e)
@@ -438,8 +448,7 @@ impl Journaler {
 
     fn mark_closed(&self) {
         let mut done = Vec::new();
-        {
-            let mut st = self.shared.lock();
+        self.shared.update(|st, bell| {
             st.closed = true;
             let all = std::mem::take(&mut st.waiters);
             let in_flight = st.gc.in_flight();
@@ -449,8 +458,8 @@ impl Journaler {
             } else {
                 done.extend(all.into_values().flatten().map(|w| (w, Err(JournalError::Closed))));
             }
-        }
-        self.shared.wake.notify_one();
+            bell.ring();
+        });
         run_completions(done);
     }
 }
@@ -486,90 +495,80 @@ async fn flusher(
     layout: FileLayout,
 ) {
     loop {
-        let notified = shared.wake.notified();
-        tokio::pin!(notified);
-        notified.as_mut().enable();
-
-        let (job, timer, closed) = {
-            let mut st = shared.lock();
-            let job = st.next_flush.take().map(|(from, to)| {
+        let look = shared.look(|st| {
+            if let Some((from, to)) = st.next_flush.take() {
                 debug_assert_eq!(from, st.buf_start, "flushes are contiguous");
                 let bytes = st.buf.split_to((to - from) as usize).freeze();
                 st.buf_start = to;
-                (from, to, bytes)
-            });
-            st.flusher_parked = if job.is_none() && !st.closed { Some(st.timer_ns) } else { None };
-            (job, st.timer_ns, st.closed)
-        };
-
-        if let Some((from, to, bytes)) = job {
-            let writes = layout
-                .map(from, to - from)
-                .into_iter()
-                .map(|ext| {
-                    let at = (ext.stream_offset - from) as usize;
-                    ObjectWrite {
-                        object: object_name(ino, ext.object),
-                        offset: ext.offset,
-                        data: bytes.slice(at..at + ext.len as usize),
-                    }
-                })
-                .collect();
-            let res = dev.write_and_sync(writes).await;
-            let ok = res.is_ok();
-            let mut done = Vec::new();
-            {
-                let mut st = shared.lock();
-                match res {
+                return Look::Work((from, to, bytes));
+            }
+            if st.closed { Look::Stop } else { Look::Park { until_ns: st.timer_ns } }
+        });
+        match look {
+            Look::Work((from, to, bytes)) => {
+                let writes = layout
+                    .map(from, to - from)
+                    .into_iter()
+                    .map(|ext| {
+                        let at = (ext.stream_offset - from) as usize;
+                        ObjectWrite {
+                            object: object_name(ino, ext.object),
+                            offset: ext.offset,
+                            data: bytes.slice(at..at + ext.len as usize),
+                        }
+                    })
+                    .collect();
+                let res = dev.write_and_sync(writes).await;
+                let ok = res.is_ok();
+                let mut done = Vec::new();
+                shared.update(|st, bell| match res {
                     Ok(()) => {
                         tracing::trace!(from, to, "flush safe");
-                        st.step(Input::FlushDone { to }, &mut done);
+                        st.step(Input::FlushDone { to }, bell, &mut done);
                     }
                     Err(e) => {
                         tracing::error!(from, to, error = %e, "journal flush failed");
                         if st.error.is_none() {
                             st.error = Some(e);
                         }
-                        st.step(Input::FlushFailed, &mut done);
+                        st.step(Input::FlushFailed, bell, &mut done);
                     }
+                });
+                run_completions(done);
+                if ok {
+                    // Let the submitters just completed run (and append their next entries)
+                    // before the next batch is cut; see `Input::FlushDone`.
+                    tokio::task::yield_now().await;
+                    tick(&shared, clock.as_ref());
                 }
             }
-            run_completions(done);
-            if ok {
-                // Let the submitters just completed run (and append their next entries) before
-                // the next batch is cut; see `Input::FlushDone`.
-                tokio::task::yield_now().await;
-                let now = now_ns(clock.as_ref());
-                let mut done = Vec::new();
-                shared.lock().step(Input::Tick { now_ns: now }, &mut done);
-                run_completions(done);
+            Look::Stop => {
+                // Completes nothing further: waiters were failed by close, or are served above.
+                let all = std::mem::take(&mut shared.lock().waiters);
+                run_completions(
+                    all.into_values().flatten().map(|w| (w, Err(JournalError::Closed))).collect(),
+                );
+                return;
             }
-            continue;
-        }
-
-        if closed {
-            // Completes nothing further: waiters were failed by close, or are served above.
-            let mut st = shared.lock();
-            let all = std::mem::take(&mut st.waiters);
-            drop(st);
-            run_completions(all.into_values().flatten().map(|w| (w, Err(JournalError::Closed))).collect());
-            return;
-        }
-
-        match timer {
-            Some(at_ns) => {
+            Look::Park { until_ns: Some(at_ns) } => {
                 let deadline = UTime::from_duration(Duration::from_nanos(at_ns));
                 tokio::select! {
-                    _ = &mut notified => {}
-                    _ = clock.sleep_until(deadline) => {
-                        let now = now_ns(clock.as_ref());
-                        let mut done = Vec::new();
-                        shared.lock().step(Input::Tick { now_ns: now }, &mut done);
-                        run_completions(done);
-                    }
+                    _ = shared.rung() => {}
+                    _ = clock.sleep_until(deadline) => tick(&shared, clock.as_ref()),
                 }
             }
-            None => notified.await,
+            Look::Park { until_ns: None } => shared.rung().await,
         }
     }
 }
+
+/// Tells the policy what time it is (after a completion, or when its timer fired).
+fn tick(shared: &Shared, clock: &dyn Clock) {
+    let now = now_ns(clock);
+    let mut done = Vec::new();
+    shared.update(|st, bell| st.step(Input::Tick { now_ns: now }, bell, &mut done));
+    run_completions(done);
+}
+
+#[cfg(all(test, loom))]
+mod loom_model;

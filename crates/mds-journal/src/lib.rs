@@ -67,6 +67,7 @@ pub mod device;
 mod error;
 pub mod event;
 pub mod frame;
+mod handoff;
 mod header;
 mod journaler;
 mod layout;
@@ -74,6 +75,7 @@ mod mdlog;
 pub mod metablob;
 mod scan;
 mod serde_util;
+mod sync;
 pub mod tool;
 mod types;
 

@@ -522,20 +522,31 @@ impl MdLog {
                 Some(p) => p,
                 None => event.to_payload(),
             };
-            let (start, end) = j.append(&payload)?;
+            // The segment this event lands in is known before the append: its own if it starts
+            // one, otherwise the newest (one was ensured above).
+            let segment = match segs.segments.keys().next_back() {
+                Some(&last) if !event.starts_segment() => last,
+                _ => seq,
+            };
+            // The callback is registered in the same critical section as the append, so that
+            // completions fire strictly in log order (a registration after the append can lose
+            // that race; found by the loom model of the flush hand-off).
+            let (start, end) = match on_safe {
+                Some(cb) => j.append_with(&payload, move |start, end| {
+                    Box::new(move |r| cb(r.map(|()| LogPosition { seq, segment, start, end })))
+                })?,
+                None => j.append(&payload)?,
+            };
             segs.next_seq += 1;
             if event.starts_segment() {
                 segs.segments.insert(seq, Segment { start, end, events: 0, dirty: BTreeSet::new() });
             }
-            let (&segment, cur) = segs.segments.iter_mut().next_back().expect("a segment was just ensured");
+            let cur = segs.segments.get_mut(&segment).expect("the event's segment exists");
             cur.events += 1;
             cur.end = end;
             LogPosition { seq, segment, start, end }
         };
         tracing::trace!(rank = self.inner.cfg.rank, seq = pos.seq, start = pos.start, end = pos.end, ty = %event.event_type(), "event submitted");
-        if let Some(cb) = on_safe {
-            self.inner.j.on_safe(pos.end, Box::new(move |r| cb(r.map(|()| pos))));
-        }
         Ok(pos)
     }
 

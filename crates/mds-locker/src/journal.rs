@@ -1,9 +1,9 @@
 //! The seam between the Locker and the journal.
 //!
 //! The Locker only needs to hand the journal "what this mutation changed" and later hear "safe
-//! up to seq N". Until `mds-journal`'s `LogEvent` is wired in, the payload is this crate's own
-//! `JournalEntry`, built in one place (`JournalEntry::update`) so replacing it is a local change:
-//! swap the type behind `Effect::JournalSubmit` and the constructor.
+//! up to seq N". The payload stays this crate's own `JournalEntry` (keyed by cache handles, so
+//! the sans-I/O Locker needs no encoder); `crate::wire` is the single mapping to and from
+//! `mds-journal`'s `LogEvent::Update`, and `crate::runtime` carries it to the device.
 
 use crate::cache::{Fnode, InodeData, Linkage};
 use crate::ids::{DentryId, DirfragId, Ino, InodeId, ReqId};

@@ -16,8 +16,11 @@
 //! kept so the replica protocol of §4.12 can be added), one dirfrag per directory, no
 //! snapshots, no lock caches, no forced wrlocks or scatter writebehind (single-rank folding
 //! makes scatterlocks never dirty; recursive statistics are folded one level, into the parent
-//! only), no purging of stray inodes, no journal replay. The journal payload is this crate's
-//! own `JournalEntry` until `mds-journal`'s events replace it (see `journal`).
+//! only), no purging of stray inodes. The Locker's journal payload is its own `JournalEntry`
+//! (handles into its cache); `wire` maps it to and from `mds-journal`'s EUpdate, and
+//! `runtime::Rank` drives a Locker on a real `MdLog` (journal-before-unlock, §6.3) and rebuilds
+//! the cache by replaying the journal at open (§6.6). Replay restores metadata only: sessions
+//! and the completed-request table are not journaled yet.
 //!
 //! Invariants (checked after every event by the tests, see `invariants`): never two active
 //! xlock holders; no grant in a state whose table forbids it; caps within what the lock states
@@ -60,6 +63,8 @@ pub mod journal;
 pub mod lock;
 pub mod locker;
 pub mod mutation;
+pub mod runtime;
+pub mod wire;
 
 pub use cache::{Cache, Dentry, Dirfrag, Inode, InodeData, Linkage};
 pub use capability::{Capability, Session};
