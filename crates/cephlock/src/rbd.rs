@@ -10,6 +10,8 @@
 //! the `ceph` cargo feature. Without it the subcommand still parses (so scripts and `--help`
 //! behave the same everywhere) but refuses to run, saying how to get a build that can.
 
+#[cfg(feature = "ceph")]
+mod bench;
 pub(crate) mod format;
 #[cfg(feature = "ceph")]
 mod live;
@@ -84,6 +86,47 @@ pub(crate) enum RbdCommand {
     /// Write continuously while holding the lock the way qemu does (automatic policy),
     /// answering the maintenance ops other clients forward meanwhile.
     WriteBench(WriteBenchArgs),
+    /// Measure lock hand-over latency: two cephlock handles on two connections alternate
+    /// 4 KiB writes, or (with --peer-cmd) one cephlock handle and a librbd peer do.
+    BenchHandover {
+        /// The image (it is written to).
+        image: String,
+        /// Hand-overs each way.
+        #[arg(long, default_value_t = 50)]
+        rounds: u32,
+        /// A librbd peer speaking the interop suite's line protocol (run with `sh -c`).
+        #[arg(long, value_name = "CMD")]
+        peer_cmd: Option<String>,
+        /// One JSON document instead of indented JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure forwarded snap_create latency both ways against a librbd peer (which owns the
+    /// lock first, then we do), or without --peer-cmd between two cephlock handles; the
+    /// snapshots are removed afterwards.
+    BenchSnapForward {
+        /// The image.
+        image: String,
+        /// Snapshots each way.
+        #[arg(long, default_value_t = 20)]
+        rounds: u32,
+        /// The librbd peer (see bench-handover).
+        #[arg(long, value_name = "CMD")]
+        peer_cmd: Option<String>,
+        /// One JSON document instead of indented JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the notify round trip (watch on one connection, notify2 from another) through
+    /// cephlock's librados backend.
+    BenchNotify {
+        /// Notifies.
+        #[arg(long, default_value_t = 500)]
+        rounds: u32,
+        /// One JSON document instead of indented JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `rbd lock ...`.

@@ -344,3 +344,164 @@ async fn lock_hands_over_both_ways_with_librbd() {
     peer.quit();
     ours.close().await;
 }
+
+/// The cluster's watch timeout as the suite expects it (`CEPH_DEV_WATCH_TIMEOUT=5`): the limits
+/// below leave room for it plus librbd's retry interval, and fail rather than hang past it.
+const DEAD_OWNER_LIMIT: Duration = Duration::from_secs(30);
+
+/// Interop 4 (issue 11; rbd §1.6.3, §2.12, §2.13; real-ceph §3 "A killed with -9"): a real librbd
+/// writer (python3-rbd) owns the lock and is killed with -9. Our next write asks the dead owner
+/// for the lock, gets no answer, and once the OSD drops its watch (the cluster's watch timeout,
+/// 5 s here) blocklists the owner's address, breaks its lock and takes it. The blocklist shows
+/// the dead client's address and the block it acknowledged before dying reads back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_real_writer_is_blocklisted_and_broken_by_us() {
+    let Some(conf) = support::conf("dead_real_writer_is_blocklisted_and_broken_by_us") else { return };
+    let name = create_image(&conf, "dead-librbd");
+    let _cleanup = ImageGuard { conf: &conf, name: name.clone() };
+    let mut peer = LibrbdPeer::start(&conf, &name);
+    assert_eq!(peer.ask("w 0 7"), "ok True", "the real writer takes the lock");
+    let dead = support::rbd_lockers(&conf, &name);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert!(dead[0].1.starts_with("auto "), "{dead:?}");
+    assert!(!support::is_blocklisted(&conf, &dead[0].2), "not blocklisted before the test");
+    peer.child.0.kill().expect("kill -9 the real writer");
+    let _ = peer.child.0.wait();
+
+    let client = support::connect(&conf).await;
+    let io = support::ioctx(&client);
+    let ours = Image::open(&io, &name, OpenOptions::default()).await.expect("open");
+    let t = Instant::now();
+    let w = tokio::time::timeout(DEAD_OWNER_LIMIT, ours.write_at(4096, &support::pattern(8, 0, 4096))).await;
+    let took = t.elapsed();
+    support::timing("dead-librbd", "our write incl. waiting out the dead owner's watch + break", took);
+    assert_eq!(
+        w.expect("our write finished within 30 s").expect("our write after breaking the dead lock"),
+        4096
+    );
+    assert!(ours.is_exclusive_lock_owner().await.unwrap(), "we own the lock");
+    let lockers = support::rbd_lockers(&conf, &name);
+    assert_eq!(lockers.len(), 1, "{lockers:?}");
+    assert_eq!(lockers[0].0, format!("client.{}", io.client_gid()), "the real tool sees our lock");
+    assert!(
+        support::is_blocklisted(&conf, &dead[0].2),
+        "`ceph osd blocklist ls` lists the dead writer {}:\n{}",
+        dead[0].2,
+        support::blocklist_ls(&conf)
+    );
+    // Not broken before the OSD dropped the dead watch (rbd §1.6.3: a live watch means a live owner).
+    assert!(
+        took >= Duration::from_secs(1),
+        "the lock was broken at once ({took:?}) although its watch was alive"
+    );
+    assert_eq!(
+        ours.read_at(0, 4096).await.unwrap(),
+        support::pattern(7, 0, 4096),
+        "acknowledged write survives"
+    );
+    assert_eq!(ours.read_at(4096, 4096).await.unwrap(), support::pattern(8, 0, 4096));
+    ours.close().await;
+}
+
+/// Reads a child's remaining stdout and stderr after it exited.
+fn drain(child: &mut Child) -> (String, String) {
+    let (mut out, mut err) = (String::new(), String::new());
+    if let Some(mut o) = child.stdout.take() {
+        let _ = std::io::Read::read_to_string(&mut o, &mut out);
+    }
+    if let Some(mut e) = child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    (out, err)
+}
+
+/// Starts `cephlock rbd write-bench` and waits until it holds the lock (a locker other than
+/// `not`); returns the process and its locker.
+fn start_our_writer(conf: &str, name: &str, not: Option<&str>) -> (Reap, (String, String, String)) {
+    let wb = support::cephlock_rbd(conf, &["write-bench", name, "--duration", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cephlock rbd write-bench");
+    let wb = Reap(wb);
+    let owner = support::wait_for(Duration::from_secs(20), || {
+        support::rbd_lockers(conf, name).into_iter().find(|l| Some(l.0.as_str()) != not)
+    })
+    .expect("write-bench took the lock within 20 s");
+    (wb, owner)
+}
+
+/// Interop 5 (issue 11; rbd §2.12, §2.13; real-ceph §3 "rbd lock rm"): our owner dies or hangs,
+/// a real librbd client breaks our lock, and a fenced handle of ours never writes again.
+///
+/// Part 1: a `cephlock rbd write-bench` owner is killed with -9; the real writer's next write
+/// waits out our watch, blocklists our address and takes the lock. Part 2 (the hung owner a
+/// restart cannot show, since a new process has a new address): a second write-bench takes the
+/// lock back cooperatively, is suspended with SIGSTOP, the real writer breaks its lock the same
+/// way, and after SIGCONT our process finds itself blocklisted: its next write fails
+/// -EBLOCKLISTED (108), write-bench exits with that error, the real writer keeps the lock and
+/// its data is not overwritten.
+#[test]
+fn real_writer_breaks_our_dead_or_hung_owner_which_stays_fenced() {
+    let Some(conf) = support::conf("real_writer_breaks_our_dead_or_hung_owner_which_stays_fenced") else {
+        return;
+    };
+    let name = create_image(&conf, "dead-ours");
+    let _cleanup = ImageGuard { conf: &conf, name: name.clone() };
+
+    // Part 1: our owner killed with -9.
+    let (mut a, owner_a) = start_our_writer(&conf, &name, None);
+    assert!(owner_a.1.starts_with("auto "), "{owner_a:?}");
+    a.0.kill().expect("kill -9 our writer");
+    let _ = a.0.wait();
+    let mut peer = LibrbdPeer::start(&conf, &name);
+    let t = Instant::now();
+    assert_eq!(peer.ask("w 0 21"), "ok True", "the real writer takes the dead owner's lock");
+    support::timing("dead-ours", "librbd write incl. breaking our killed owner", t.elapsed());
+    assert!(
+        support::is_blocklisted(&conf, &owner_a.2),
+        "librbd blocklisted our dead writer {}:\n{}",
+        owner_a.2,
+        support::blocklist_ls(&conf)
+    );
+    let peer_lock = support::rbd_lockers(&conf, &name);
+    assert_eq!(peer_lock.len(), 1, "{peer_lock:?}");
+    assert_ne!(peer_lock[0].0, owner_a.0);
+
+    // Part 2: a second owner of ours hangs (SIGSTOP) and wakes up fenced (SIGCONT).
+    let (mut b, owner_b) = start_our_writer(&conf, &name, Some(&peer_lock[0].0));
+    let pid_b = b.0.id();
+    support::signal(pid_b, "-STOP");
+    let t = Instant::now();
+    assert_eq!(peer.ask("w 0 22"), "ok True", "the real writer breaks the hung owner's lock");
+    support::timing("dead-ours", "librbd write incl. breaking our suspended owner", t.elapsed());
+    assert!(
+        support::is_blocklisted(&conf, &owner_b.2),
+        "librbd blocklisted our hung writer {}:\n{}",
+        owner_b.2,
+        support::blocklist_ls(&conf)
+    );
+    let peer_lock2 = support::rbd_lockers(&conf, &name);
+    assert_eq!(peer_lock2.len(), 1, "{peer_lock2:?}");
+    assert_eq!(peer_lock2[0].0, peer_lock[0].0, "the real writer owns the lock");
+
+    support::signal(pid_b, "-CONT");
+    let t = Instant::now();
+    let exited = support::wait_for(Duration::from_secs(20), || b.0.try_wait().unwrap());
+    support::timing("dead-ours", "resumed write-bench gave up", t.elapsed());
+    let status = exited.expect("the resumed, fenced write-bench stops writing and exits within 20 s");
+    let (out, err) = drain(&mut b.0);
+    assert!(!status.success(), "a fenced writer must fail, not finish: {out}");
+    assert!(
+        err.contains("blocklisted") || err.contains("EBLOCKLISTED"),
+        "the resumed writer's write fails -EBLOCKLISTED (108): {err}\n{out}"
+    );
+    let _ = writeln!(std::io::stderr(), "timing: dead-ours: fenced write-bench said: {}", err.trim());
+    // The real writer still owns the lock and its block was not overwritten by the woken writer
+    // (whose sequential writes start at block 0).
+    assert_eq!(support::rbd_lockers(&conf, &name), peer_lock2);
+    assert_eq!(peer.ask("o"), "owner True");
+    let want: String = support::pattern(22, 0, 4096).iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(peer.ask("r 0"), format!("data {want}"), "the fenced writer wrote nothing");
+    peer.quit();
+}

@@ -102,6 +102,29 @@ async fn dispatch(args: &RbdArgs, client: &Client, io: &IoCtx, out: &mut dyn Wri
             Ok(())
         }
         RbdCommand::WriteBench(wb) => write_bench(io, wb, out).await,
+        RbdCommand::BenchHandover { image, rounds, peer_cmd, json } => {
+            let second = match peer_cmd {
+                Some(_) => None,
+                None => Some(connect(args).await?),
+            };
+            let io_b = match &second {
+                Some(c) => Some(c.ioctx(&args.pool, "").map_err(|e| store_err("pool", e))?),
+                None => None,
+            };
+            super::bench::handover(io, io_b.as_ref(), image, *rounds, peer_cmd.as_deref(), *json, out).await
+        }
+        RbdCommand::BenchSnapForward { image, rounds, peer_cmd, json } => match peer_cmd {
+            Some(cmd) => super::bench::snap_forward(io, image, *rounds, cmd, *json, out).await,
+            None => {
+                let second = connect(args).await?;
+                let io_b = second.ioctx(&args.pool, "").map_err(|e| store_err("pool", e))?;
+                super::bench::snap_forward_ours(io, &io_b, image, *rounds, *json, out).await
+            }
+        },
+        RbdCommand::BenchNotify { rounds, json } => {
+            let watcher = connect(args).await?;
+            super::bench::notify(io, &watcher, &args.pool, *rounds, *json, out).await
+        }
     }
 }
 

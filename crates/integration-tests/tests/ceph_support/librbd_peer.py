@@ -3,8 +3,12 @@
 #   w OFF TAG  -> writes 4 KiB of pattern TAG at OFF (automatic lock policy), answers "ok <owner>"
 #   r OFF      -> reads 4 KiB at OFF, answers "data <hex>"
 #   o          -> answers "owner <True|False>"
+#   s NAME     -> creates snapshot NAME (forwarded to the lock owner if another client holds it),
+#                 answers "ok"
+#   pid        -> answers "pid <process id>" (the suite signals the peer by pid)
 #   q          -> closes the image and exits
 # The pattern matches ceph_support::pattern(TAG, 0, 4096): byte j is TAG ^ j (mod 256).
+import os
 import sys
 
 import rados
@@ -34,6 +38,11 @@ def main():
                 print("data", img.read(int(parts[1]), 4096).hex(), flush=True)
             elif parts[0] == "o":
                 print("owner", img.is_exclusive_lock_owner(), flush=True)
+            elif parts[0] == "s":
+                img.create_snap(parts[1])
+                print("ok", flush=True)
+            elif parts[0] == "pid":
+                print("pid", os.getpid(), flush=True)
             elif parts[0] == "q":
                 break
         except Exception as e:  # report, keep serving: the test decides

@@ -169,3 +169,27 @@ pub fn timing(test: &str, what: &str, d: Duration) {
 pub fn pattern(tag: u8, i: u64, len: usize) -> Vec<u8> {
     (0..len).map(|j| tag ^ (i as u8).wrapping_mul(31) ^ (j as u8)).collect()
 }
+
+/// `ceph osd blocklist ls` (the entries, one a line: `ADDR EXPIRY`).
+pub fn blocklist_ls(conf: &str) -> String {
+    let out = Command::new("ceph")
+        .arg("-c")
+        .arg(conf)
+        .args(["osd", "blocklist", "ls"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("the ceph tool is installed (Debian package ceph-common)");
+    assert!(out.status.success(), "ceph osd blocklist ls: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether `addr` (as `rbd lock ls` prints it, `127.0.0.1:0/NONCE`) is blocklisted.
+pub fn is_blocklisted(conf: &str, addr: &str) -> bool {
+    blocklist_ls(conf).lines().any(|l| l.split_whitespace().next().is_some_and(|a| a.ends_with(addr)))
+}
+
+/// Sends a signal (`-STOP`, `-CONT`, `-9`) to a process through the `kill` binary.
+pub fn signal(pid: u32, sig: &str) {
+    let st = Command::new("kill").arg(sig).arg(pid.to_string()).status().expect("run kill");
+    assert!(st.success(), "kill {sig} {pid} failed");
+}
