@@ -7,6 +7,7 @@ mod bench;
 mod demo;
 mod journal;
 mod rbd;
+mod sim;
 mod sm;
 
 use std::io::{self, Write};
@@ -37,6 +38,9 @@ enum Command {
     Bench(bench::BenchCommand),
     /// RBD images on a real Ceph cluster, interoperating with librbd (needs the `ceph` feature).
     Rbd(rbd::RbdArgs),
+    /// Run the seeded, deterministic simulator; any invariant violation exits non-zero.
+    #[command(subcommand)]
+    Sim(sim::SimCommand),
 }
 
 /// A failure the user should see as one line.
@@ -78,6 +82,7 @@ fn main() -> ExitCode {
         Command::Journal(args) => journal::run(&args, &mut out),
         Command::Bench(cmd) => bench::run(&cmd, &mut out),
         Command::Rbd(args) => rbd::run(&args, &mut out),
+        Command::Sim(cmd) => sim::run(&cmd, &mut out),
     };
     let result = result.and_then(|()| out.flush().map_err(CliError::from));
     match result {

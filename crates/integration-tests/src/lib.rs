@@ -1,6 +1,11 @@
-//! Workspace-wide tests (not yet filled).
+//! Workspace-wide tests and the deterministic simulator.
 //!
-//! This crate will hold the suites that span crates: the seeded, single-threaded simulator of
-//! MDS ranks, filesystem clients and RBD clients with its invariants (safety and liveness
-//! phases), topic-grouped integration suites, and the real-Ceph suite that runs only when a
-//! cluster is configured. Each crate's own behaviour is tested beside its code instead.
+//! [`sim`] is the seeded, single-threaded simulator in the style of FoundationDB and TigerBeetle
+//! (STYLE.md): one seed reproduces a whole run of RBD clients on the embedded cluster with a
+//! simulated clock, faults, and invariants checked after every step. It lives in a library, not
+//! a test file, so the `cephlock sim` command and the test suites run the very same code. The
+//! MDS half of the simulator and the topic-grouped integration suites are still to come; the
+//! real-Ceph suite (feature `ceph`) lives under `tests/`. Each crate's own behaviour is tested
+//! beside its code instead.
+
+pub mod sim;
