@@ -73,7 +73,10 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => return report_clap_error(&err),
     };
-    init_tracing();
+    // The demo, the simulator and the benches break clients on purpose: the warnings those
+    // faults cause are the story, not news. Everywhere else a warning is worth seeing.
+    let quiet = matches!(cli.command, Command::Demo(_) | Command::Sim(_) | Command::Bench(_));
+    init_tracing(if quiet { "error" } else { "warn" });
     let stdout = io::stdout();
     let mut out = stdout.lock();
     let result = match cli.command {
@@ -96,13 +99,18 @@ fn main() -> ExitCode {
     }
 }
 
-/// Library crates report through `tracing`; show warnings by default on stderr (never stdout,
-/// which carries the command's output), and more with `RUST_LOG`, e.g.
-/// `RUST_LOG=rbd_exclusive_lock=debug`.
-fn init_tracing() {
+/// Library crates report through `tracing`: on stderr (never stdout, which carries the
+/// command's output) at `default_level`, or as `RUST_LOG` says, e.g.
+/// `RUST_LOG=rbd_exclusive_lock=debug`; colours only on a terminal.
+fn init_tracing(default_level: &str) {
+    use std::io::IsTerminal;
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(io::stderr).try_init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
+        .try_init();
 }
 
 /// Prints help and version as clap does, and every other parse error as a single line that
