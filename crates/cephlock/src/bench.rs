@@ -72,6 +72,22 @@ pub(crate) fn run(cmd: &BenchCommand, out: &mut dyn std::io::Write) -> Result<()
     }
 }
 
+/// Prints a workload's report: one pretty JSON document with `--json`, else its table.
+fn emit<R: Serialize, E: Into<CliError>>(
+    json: bool,
+    report: &R,
+    out: &mut dyn std::io::Write,
+    table: impl FnOnce(&R, &mut dyn std::io::Write) -> Result<(), E>,
+) -> Result<(), CliError> {
+    if json {
+        serde_json::to_writer_pretty(&mut *out, report).map_err(|e| CliError::Io(e.into()))?;
+        writeln!(out)?;
+    } else {
+        table(report, out).map_err(Into::into)?;
+    }
+    Ok(())
+}
+
 /// A latency histogram in nanoseconds, 3 significant digits, up to a minute.
 fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("static histogram bounds are valid")

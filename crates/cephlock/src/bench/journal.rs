@@ -205,13 +205,7 @@ pub(super) fn run(args: &JournalBenchArgs, out: &mut dyn Write) -> Result<(), Cl
         baseline: baselines,
         journal,
     };
-    if args.common.json {
-        serde_json::to_writer_pretty(&mut *out, &report).map_err(|e| CliError::Io(e.into()))?;
-        writeln!(out)?;
-    } else {
-        table(out, &report)?;
-    }
-    Ok(())
+    super::emit(args.common.json, &report, out, |r, o| table(o, r))
 }
 
 fn table(out: &mut dyn Write, r: &Report) -> Result<(), CliError> {

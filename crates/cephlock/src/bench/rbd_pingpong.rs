@@ -108,13 +108,7 @@ pub(super) fn run(args: &PingpongArgs, out: &mut dyn Write) -> Result<(), CliErr
         })
     })?;
     pb.finish_and_clear();
-    if args.common.json {
-        serde_json::to_writer_pretty(&mut *out, &report).map_err(|e| CliError::Io(e.into()))?;
-        writeln!(out)?;
-    } else {
-        print_table(&report, out)?;
-    }
-    Ok(())
+    super::emit(args.common.json, &report, out, print_table)
 }
 
 fn print_table(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {

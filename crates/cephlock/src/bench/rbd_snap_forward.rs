@@ -378,13 +378,7 @@ pub(super) fn run(args: &SnapForwardArgs, out: &mut dyn Write) -> Result<(), Cli
         })
     })?;
     pb.finish_and_clear();
-    if args.json {
-        serde_json::to_writer_pretty(&mut *out, &report).map_err(|e| CliError::Io(e.into()))?;
-        writeln!(out)?;
-    } else {
-        print_table(&report, out)?;
-    }
-    Ok(())
+    super::emit(args.json, &report, out, print_table)
 }
 
 fn print_table(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {

@@ -108,14 +108,6 @@ impl Decode for SnapCreateFlags {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rados_store::encoding::{decode_all, encode_to_vec};
-
-    #[test]
-    fn user_namespace_bytes_rbd_4_3() {
-        let bytes = encode_to_vec(&SnapshotNamespace::User);
-        assert_eq!(bytes, [0x01, 0x01, 0x04, 0, 0, 0, 0, 0, 0, 0]);
-        assert_eq!(decode_all::<SnapshotNamespace>(&bytes), Ok(SnapshotNamespace::User));
-    }
 
     #[test]
     fn api_flags_map_as_librbd_rbd_4_4() {
