@@ -6,24 +6,16 @@ use std::time::Instant;
 
 use integration_tests::sim::rbd::{Faults, InjectedBug, SimConfig, SimOutcome, run};
 
-/// Seeds that once failed, kept forever (once fixed).
-const REGRESSION_SEEDS: &[u64] = &[];
-
-/// Found by `cephlock sim rbd --seeds 1000..1100`: a client in WAITING_FOR_LOCK spins through
-/// REQUEST_LOCK at one simulated instant. Every watcher acks at once and no owner answers, so the
-/// request ends -ETIMEDOUT and the acquire re-runs at once (rbd §3.5 step 2), gets -EBUSY from a
-/// locker whose watch still matches (§1.6.3), and asks again. Ignored until the library is fixed;
-/// then it moves into `REGRESSION_SEEDS`.
-#[test]
-#[ignore = "open bug: REQUEST_LOCK livelock at seed 1022 (see the comment)"]
-fn rbd_sim_seed_1022_request_lock_livelock() {
-    let out = run(SimConfig {
-        seed: 1022,
-        wall_budget: std::time::Duration::from_secs(30),
-        ..SimConfig::default()
-    });
-    assert!(out.is_ok(), "{:?}", out.violation);
-}
+/// Seeds that once failed, kept forever.
+///
+/// * 1022, 1024, 1033, 1038, 1039 (`cephlock sim rbd --seeds 1000..1100`): the store's first hang
+///   model failed a hung client's operations with -ENOTCONN, so an owner that hung while
+///   releasing "released" (ReleaseRequest ignores unlock errors, rbd §1.6.4) while the OSD kept
+///   its lock; its watch stayed alive, so nobody could break it and a waiter spun through
+///   REQUEST_LOCK forever (1022). A stopped process sends nothing, and librados resends rather
+///   than fails a stalled op: the store now holds a hung client's operations until it resumes,
+///   and draining no longer waits on them (1024-1039 failed on that until it did).
+const REGRESSION_SEEDS: &[u64] = &[1022, 1024, 1033, 1038, 1039];
 
 fn run_batch(seeds: impl Iterator<Item = u64>, base: SimConfig) -> Vec<SimOutcome> {
     let started = Instant::now();

@@ -223,9 +223,20 @@ async fn a_short_suspension_keeps_the_watch() {
     let (ctx, _rx) = watch_channel();
     let h = owner.watch(OID, ctx).await.unwrap();
     c.suspend_client(owner.client_gid()).unwrap();
-    assert_eq!(owner.stat(OID).await.unwrap_err().errno(), errno::ENOTCONN, "a hung client sends nothing");
+    // A hung client's operation waits: it reaches the cluster only once the client runs again.
+    let stalled = tokio::spawn({
+        let owner = owner.clone();
+        async move { owner.write(OID, 0, b"sent late").await }
+    });
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert!(!stalled.is_finished(), "a hung client sends nothing");
+    assert_eq!(peer.read(OID, 0, 0).await.unwrap(), b"", "nothing reached the object yet");
     clock.advance(Duration::from_secs(10));
     c.resume_client(owner.client_gid()).unwrap();
+    stalled.await.unwrap().unwrap();
+    assert_eq!(peer.read(OID, 0, 9).await.unwrap(), b"sent late");
     owner.watch_check(h).await.unwrap();
     assert_eq!(peer.list_watchers(OID).await.unwrap().len(), 1);
     owner.write(OID, 0, b"on time").await.unwrap();

@@ -827,15 +827,22 @@ impl Sim {
         Ok(())
     }
 
-    /// Liveness: with faults off, every pending operation finishes within [`OP_BOUND_S`].
+    /// Liveness: every pending operation finishes within [`OP_BOUND_S`], except those of a
+    /// client that is hung right now: a stopped process's requests wait until it runs again
+    /// (the liveness phase resumes everyone first, so nothing is exempt there).
     async fn drain(&mut self) -> Result<(), Violation> {
         let deadline = self.now_s() + OP_BOUND_S;
-        while self.slots.iter().any(|s| s.pending.as_ref().is_some_and(|p| !p.task.is_finished())) {
+        let waiting = |s: &Slot| {
+            !matches!(s.state, SlotState::Hung { .. })
+                && s.pending.as_ref().is_some_and(|p| !p.task.is_finished())
+        };
+        while self.slots.iter().any(waiting) {
             if self.now_s() >= deadline {
                 let (gid, p) = self
                     .slots
                     .iter()
-                    .find_map(|s| s.pending.as_ref().filter(|p| !p.task.is_finished()).map(|p| (s.gid, p)))
+                    .filter(|s| waiting(s))
+                    .find_map(|s| s.pending.as_ref().map(|p| (s.gid, p)))
                     .map(|(g, p)| (g, (p.kind, p.started_s)))
                     .unwrap_or((0, ("?", 0)));
                 return Err(Violation {

@@ -51,6 +51,9 @@ pub(crate) struct ClientShared {
     /// Suspended rather than killed: [`ClientShared::resume`] may bring it back. Holds the
     /// watches it had when it stopped, so that it can be told about the ones it lost.
     suspended: Mutex<Option<HeldWatches>>,
+    /// Woken on resume: operations a hung client issued wait here, as a stopped process's
+    /// requests sit unsent until it runs again.
+    pub resumed: Arc<Notify>,
     /// Feeds the client's callback task; created on first use, dropped when the client dies.
     dispatcher: Mutex<Option<mpsc::UnboundedSender<Delivery>>>,
 }
@@ -63,6 +66,7 @@ impl ClientShared {
             dead: Arc::new(AtomicBool::new(false)),
             killed_at: Mutex::new(None),
             suspended: Mutex::new(None),
+            resumed: Arc::new(Notify::new()),
             dispatcher: Mutex::new(None),
         }
     }
@@ -78,6 +82,12 @@ impl ClientShared {
     /// Marks the client dead (a crashed process): no more callbacks, its ops fail. Returns false
     /// if it was already dead.
     pub fn kill(&self, now: UTime) -> bool {
+        // A hung client that is then killed: the operations it had stalled die with it (they
+        // fail with -ENOTCONN once woken); its watches keep expiring from the hang's start.
+        if self.suspended.lock().unwrap_or_else(|e| e.into_inner()).take().is_some() {
+            self.resumed.notify_waiters();
+            return true;
+        }
         if self.dead.swap(true, Ordering::AcqRel) {
             return false;
         }
@@ -98,12 +108,18 @@ impl ClientShared {
         true
     }
 
-    /// Wakes a suspended client. Returns the watches it had when it stopped, or `None` if it
-    /// was not suspended (a killed client stays dead).
+    /// Whether the client is hung (suspended and not yet resumed).
+    pub fn is_suspended(&self) -> bool {
+        self.suspended.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+
+    /// Wakes a suspended client and the operations it had issued. Returns the watches it had
+    /// when it stopped, or `None` if it was not suspended (a killed client stays dead).
     pub fn resume(&self) -> Option<HeldWatches> {
         let watches = self.suspended.lock().unwrap_or_else(|e| e.into_inner()).take()?;
         *self.killed_at.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.dead.store(false, Ordering::Release);
+        self.resumed.notify_waiters();
         Some(watches)
     }
 

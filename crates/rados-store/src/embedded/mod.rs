@@ -457,16 +457,17 @@ impl Cluster {
         self.inner.kill_client(gid)
     }
 
-    /// Simulates a client that hangs (a paused VM, a network partition) rather than dies: like
-    /// [`Cluster::kill_client`] while it lasts (no callbacks, its ops fail, its watches expire
-    /// one watch timeout later), but [`Cluster::resume_client`] brings it back. -ENOENT for an
-    /// unknown gid.
+    /// Simulates a client that hangs (a paused VM, a network partition) rather than dies: while
+    /// it lasts no callbacks reach it, its watches expire one watch timeout later as a dead
+    /// client's do, and the operations it issues wait (a stopped process sends nothing; librados
+    /// resends a stalled op rather than failing it). [`Cluster::resume_client`] lets them go on.
+    /// -ENOENT for an unknown gid.
     pub fn suspend_client(&self, gid: Gid) -> Result<()> {
         self.inner.suspend_client(gid)
     }
 
-    /// Wakes a suspended client. Its operations reach the cluster again, so if it was
-    /// blocklisted meanwhile they fail with -EBLOCKLISTED; each of its watches that expired
+    /// Wakes a suspended client. Its waiting and later operations reach the cluster, so if it
+    /// was blocklisted meanwhile they fail with -EBLOCKLISTED; each of its watches that expired
     /// while it hung gets an error callback (-ENOTCONN). -EINVAL if it was not suspended.
     pub fn resume_client(&self, gid: Gid) -> Result<()> {
         self.inner.resume_client(gid)
@@ -544,7 +545,25 @@ impl Drop for EmbeddedClient {
 }
 
 impl EmbeddedClient {
-    /// Every op starts here: a dead client cannot act, a blocklisted one is refused.
+    /// Every op starts here. A hung (suspended) client's op waits until it is resumed: a
+    /// stopped process sends nothing, and librados resends rather than fails a stalled op, so
+    /// the op reaches the cluster late, where a blocklist added meanwhile refuses it. Then the
+    /// usual checks apply.
+    async fn gate(&self) -> Result<()> {
+        loop {
+            let resumed = self.shared.resumed.notified();
+            tokio::pin!(resumed);
+            // Register before looking, so a resume in between is not missed.
+            resumed.as_mut().enable();
+            if !self.shared.is_suspended() {
+                break;
+            }
+            resumed.await;
+        }
+        self.check()
+    }
+
+    /// A dead client cannot act, a blocklisted one is refused.
     fn check(&self) -> Result<()> {
         if self.shared.is_dead() {
             return Err(enotconn(self.shared.gid));
@@ -612,12 +631,12 @@ impl ClientBackend for EmbeddedClient {
     }
 
     async fn pool_create(&self, name: &str) -> Result<PoolId> {
-        self.check()?;
+        self.gate().await?;
         self.inner.create_pool(name)
     }
 
     async fn operate_write(&self, loc: ObjectLocator<'_>, snapc: &SnapContext, op: &WriteOp) -> Result<()> {
-        self.check()?;
+        self.gate().await?;
         Self::check_loc(&loc)?;
         if !snapc.is_valid() {
             return Err(Error::InvalidArgument(format!("invalid snap context {snapc:?}")));
@@ -644,7 +663,7 @@ impl ClientBackend for EmbeddedClient {
         snap: Option<SnapId>,
         op: &ReadOp,
     ) -> Result<Vec<ReadResult>> {
-        self.check()?;
+        self.gate().await?;
         Self::check_loc(&loc)?;
         let pool = self.inner.pool(loc.pool)?;
         let live = pool.live_snaps();
@@ -674,7 +693,7 @@ impl ClientBackend for EmbeddedClient {
         method: &str,
         input: &[u8],
     ) -> Result<Vec<u8>> {
-        self.check()?;
+        self.gate().await?;
         Self::check_loc(&loc)?;
         let entry = self.inner.registry.read().unwrap_or_else(|e| e.into_inner()).lookup(class, method)?;
         let pool = self.inner.pool(loc.pool)?;
@@ -712,7 +731,7 @@ impl ClientBackend for EmbeddedClient {
     }
 
     async fn list_objects(&self, pool: PoolId, namespace: Option<&str>) -> Result<Vec<(String, String)>> {
-        self.check()?;
+        self.gate().await?;
         let pool = self.inner.pool(pool)?;
         let mut out = Vec::new();
         for (key, slot) in pool.all_slots() {
@@ -729,7 +748,7 @@ impl ClientBackend for EmbeddedClient {
     }
 
     async fn watch(&self, loc: ObjectLocator<'_>, ctx: Arc<dyn WatchCtx>) -> Result<u64> {
-        self.check()?;
+        self.gate().await?;
         Self::check_loc(&loc)?;
         self.require_object(&loc)?;
         let cookie = self.inner.next_cookie.fetch_add(1, Ordering::Relaxed);
@@ -755,14 +774,14 @@ impl ClientBackend for EmbeddedClient {
             tracing::debug!(gid = self.shared.gid, cookie = handle, "unwatched");
             return Ok(());
         }
-        self.check()?;
+        self.gate().await?;
         Err(Error::NotFound(format!("client.{} has no watch {handle}", self.shared.gid)))
     }
 
     async fn watch_check(&self, handle: u64) -> Result<()> {
         // A blocklisted client's watches are gone; librados answers watch_check with -ENOTCONN
         // then, as for any lost watch (seen on a real 16.2 cluster), not with -EBLOCKLISTED.
-        match self.check() {
+        match self.gate().await {
             Err(Error::Blocklisted) => {
                 return Err(Error::Os {
                     errno: errno::ENOTCONN,
@@ -788,7 +807,7 @@ impl ClientBackend for EmbeddedClient {
         payload: &[u8],
         timeout: Duration,
     ) -> Result<NotifyReply, NotifyError> {
-        self.check()?;
+        self.gate().await?;
         Self::check_loc(&loc)?;
         self.require_object(&loc)?;
         self.inner.notifies_sent.fetch_add(1, Ordering::Relaxed);
@@ -855,7 +874,7 @@ impl ClientBackend for EmbeddedClient {
         handle: u64,
         reply: &[u8],
     ) -> Result<()> {
-        self.check()?;
+        self.gate().await?;
         Self::check_loc(&loc)?;
         let now = self.inner.clock.now();
         let obj = Self::obj_key(&loc);
@@ -866,7 +885,7 @@ impl ClientBackend for EmbeddedClient {
     }
 
     async fn list_watchers(&self, loc: ObjectLocator<'_>) -> Result<Vec<WatcherInfo>> {
-        self.check()?;
+        self.gate().await?;
         Self::check_loc(&loc)?;
         self.require_object(&loc)?;
         let obj = Self::obj_key(&loc);
@@ -877,7 +896,7 @@ impl ClientBackend for EmbeddedClient {
     }
 
     async fn selfmanaged_snap_create(&self, pool: PoolId) -> Result<SnapId> {
-        self.check()?;
+        self.gate().await?;
         let pool = self.inner.pool(pool)?;
         let mut snaps = pool.snaps.lock().unwrap_or_else(|e| e.into_inner());
         snaps.seq += 1;
@@ -890,7 +909,7 @@ impl ClientBackend for EmbeddedClient {
     }
 
     async fn selfmanaged_snap_remove(&self, pool: PoolId, snap: SnapId) -> Result<()> {
-        self.check()?;
+        self.gate().await?;
         let pool = self.inner.pool(pool)?;
         {
             let mut snaps = pool.snaps.lock().unwrap_or_else(|e| e.into_inner());
@@ -920,7 +939,7 @@ impl ClientBackend for EmbeddedClient {
     }
 
     async fn list_snaps(&self, loc: ObjectLocator<'_>) -> Result<SnapSetInfo> {
-        self.check()?;
+        self.gate().await?;
         Self::check_loc(&loc)?;
         let pool = self.inner.pool(loc.pool)?;
         let slot = pool
@@ -931,7 +950,7 @@ impl ClientBackend for EmbeddedClient {
     }
 
     async fn blocklist_add(&self, addr: &EntityAddr, expire: Duration) -> Result<UTime> {
-        self.check()?;
+        self.gate().await?;
         Ok(self.inner.blocklist_add(addr, expire))
     }
 }
