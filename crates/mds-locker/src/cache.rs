@@ -6,7 +6,7 @@
 //! mutation) and applied oldest-first when the journal says the change is safe; readers choose
 //! between the committed and the projected view depending on what they hold (§6.2).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use lock_sm::{LockType, ObjectKind};
 
@@ -31,10 +31,22 @@ pub const S_IFIFO: u32 = 0o010000;
 pub const NUM_STRAY: u32 = 10;
 
 /// Bound on walks up the tree (a loop would be a bug; the bound keeps it from hanging).
-const MAX_DEPTH: u32 = 4096;
+pub(crate) const MAX_DEPTH: u32 = 4096;
 
 /// First inode number handed to client-created inodes.
 pub const FIRST_CLIENT_INO: u64 = 1 << 40;
+
+/// Size of each rank's inode number range (Ceph's InoTable hands rank `r` the range starting
+/// at `(r + 1) << 40`), so ranks never allocate the same number.
+pub const INO_RANGE: u64 = 1 << 40;
+
+/// The rank that is auth for the root directory.
+pub const ROOT_RANK: Rank = 0;
+
+/// First inode number rank `rank` allocates.
+pub const fn ino_range_start(rank: Rank) -> u64 {
+    FIRST_CLIENT_INO + rank as u64 * INO_RANGE
+}
 
 /// Directory statistics protected by IFILE (§4.13 "dirstat"/"fragstat").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -114,6 +126,8 @@ pub struct ProjectedInode {
 pub struct Inode {
     pub(crate) ino: Ino,
     pub(crate) is_auth: bool,
+    pub(crate) auth: Rank,
+    pub(crate) replicas: BTreeSet<Rank>,
     pub(crate) data: InodeData,
     pub(crate) projected: VecDeque<ProjectedInode>,
     pub(crate) locks: Vec<Lock>,
@@ -134,9 +148,19 @@ impl Inode {
         self.ino
     }
 
-    /// Whether this rank is auth (always, on one rank).
+    /// Whether this rank is auth for the inode (the auth of its primary dentry's dirfrag).
     pub fn is_auth(&self) -> bool {
         self.is_auth
+    }
+
+    /// The auth rank.
+    pub fn auth(&self) -> Rank {
+        self.auth
+    }
+
+    /// Ranks holding a replica (meaningful on the auth only).
+    pub fn replicas(&self) -> &BTreeSet<Rank> {
+        &self.replicas
     }
 
     /// Whether it is a directory.
@@ -269,9 +293,28 @@ pub struct Dentry {
     pub(crate) projected_version: u64,
     pub(crate) locks: Vec<Lock>,
     pub(crate) auth_pins: u32,
+    pub(crate) auth: Rank,
+    pub(crate) replicas: BTreeSet<Rank>,
+    /// Replica only: the primary inode a discover reply named before sending the inode.
+    pub(crate) pending_primary: Option<Ino>,
 }
 
 impl Dentry {
+    /// Whether this rank is auth for the dentry (the auth of its dirfrag).
+    pub fn is_auth(&self) -> bool {
+        self.locks.first().is_some_and(|l| l.is_auth)
+    }
+
+    /// The auth rank.
+    pub fn auth(&self) -> Rank {
+        self.auth
+    }
+
+    /// Ranks holding a replica (meaningful on the auth only).
+    pub fn replicas(&self) -> &BTreeSet<Rank> {
+        &self.replicas
+    }
+
     /// Name within its directory.
     pub fn name(&self) -> &str {
         &self.name
@@ -349,9 +392,21 @@ pub struct Dirfrag {
     pub(crate) projected: VecDeque<(ReqId, Fnode)>,
     pub(crate) projected_version: u64,
     pub(crate) complete: bool,
+    pub(crate) auth: Rank,
+    pub(crate) replicas: BTreeSet<Rank>,
 }
 
 impl Dirfrag {
+    /// The auth rank: the rank of the subtree this frag belongs to.
+    pub fn auth(&self) -> Rank {
+        self.auth
+    }
+
+    /// Ranks holding a replica (meaningful on the auth only).
+    pub fn replicas(&self) -> &BTreeSet<Rank> {
+        &self.replicas
+    }
+
     /// The directory inode.
     pub fn inode(&self) -> InodeId {
         self.inode
@@ -417,7 +472,7 @@ impl Cache {
             root: InodeId(0),
             mdsdir: InodeId(0),
             strays: Vec::new(),
-            next_ino: FIRST_CLIENT_INO,
+            next_ino: ino_range_start(rank),
         };
         c.root = c.new_dir_inode(Ino::ROOT);
         c.mdsdir = c.new_dir_inode(Ino::mdsdir(rank));
@@ -430,6 +485,15 @@ impl Cache {
         }
         let mdsdir = c.mdsdir;
         c.recompute_dir_stats(mdsdir);
+        if rank != ROOT_RANK {
+            // Rank 0 is auth for the root (§6.4); every other rank starts with a replica of
+            // it, as Ceph's ranks do once they have opened the root.
+            let root = c.root;
+            c.make_replica(ObjRef::Inode(root), ROOT_RANK);
+            if let Some(f) = c.inode(root).and_then(|n| n.dirfrags.get(&0)).copied() {
+                c.set_dirfrag_auth(f, ROOT_RANK);
+            }
+        }
         c
     }
 
@@ -473,6 +537,8 @@ impl Cache {
         self.inodes.push(Some(Inode {
             ino,
             is_auth: true,
+            auth: self.rank,
+            replicas: BTreeSet::new(),
             data,
             projected: VecDeque::new(),
             locks: new_locks(ObjectKind::Inode, true),
@@ -487,7 +553,10 @@ impl Cache {
             fcntl_locks: FileLockTable::default(),
         }));
         self.by_ino.insert(ino, id);
-        if ino.0 >= self.next_ino {
+        // Replay re-inserts inodes this rank allocated: never hand their numbers out again.
+        // Inodes from another rank's range (replicas) leave this rank's counter alone.
+        let start = ino_range_start(self.rank);
+        if ino.0 >= self.next_ino && ino.0 < start + INO_RANGE {
             self.next_ino = ino.0 + 1;
         }
         id
@@ -507,6 +576,8 @@ impl Cache {
             projected: VecDeque::new(),
             projected_version: 1,
             complete,
+            auth: self.rank,
+            replicas: BTreeSet::new(),
         }));
         if let Some(i) = self.inode_mut(dir) {
             i.dirfrags.insert(0, id);
@@ -534,6 +605,9 @@ impl Cache {
             projected_version: 0,
             locks: new_locks(ObjectKind::Dentry, true),
             auth_pins: 0,
+            auth: self.rank,
+            replicas: BTreeSet::new(),
+            pending_primary: None,
         }));
         if let Some(f) = self.dirfrag_mut(frag) {
             f.dentries.insert(name.to_string(), id);

@@ -8,6 +8,7 @@
 use crate::flock::{FileLock, FileLockRule};
 use crate::ids::{ClientId, Ino, JournalSeq, LockId, Rank, ReqId};
 use crate::journal::JournalEntry;
+use crate::message::MdsMessage;
 use crate::mutation::LockOp;
 
 /// A path relative to a base inode (Ceph's `filepath`): `base` then `components`.
@@ -355,10 +356,13 @@ pub enum Event {
         /// The lease seq from `Effect::LeaseGrant`; an older seq releases nothing.
         seq: u32,
     },
-    /// A lock message from another rank (§4.12). Refused until multi-rank support exists.
-    LockMessage {
+    /// A message from another rank: a lock message (§4.12), a peer request (§4.17) or
+    /// replicas (discover reply).
+    Message {
         /// Sender rank.
         from: Rank,
+        /// The message.
+        msg: MdsMessage,
     },
     /// The journal made everything up to `upto` durable.
     JournalSafe {
@@ -537,5 +541,13 @@ pub enum Effect {
     Evicted {
         /// The client.
         client: ClientId,
+    },
+    /// Send a message to another rank. Messages to one rank must arrive in the order they
+    /// were emitted (Ceph's messenger keeps per-connection order; the protocol relies on it).
+    Send {
+        /// Destination rank.
+        to: Rank,
+        /// The message.
+        msg: MdsMessage,
     },
 }

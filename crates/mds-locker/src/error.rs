@@ -4,7 +4,7 @@
 //! missing file gets a POSIX error in its reply, while an event naming a request or lock that
 //! does not exist is refused here and changes nothing.
 
-use crate::ids::{ClientId, Ino, LockId, Rank, ReqId};
+use crate::ids::{ClientId, Ino, LockId, ObjKey, Rank, ReqId};
 
 /// Why the Locker refused an event.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -46,7 +46,17 @@ pub enum LockerError {
     /// parent's filelock and nestlock wrlocks (§8 fact 71).
     #[error("internal precondition failed: {0}")]
     Precondition(&'static str),
-    /// Lock messages between ranks are not supported by the single-rank Locker yet.
-    #[error("lock message from rank {0}: multi-rank locking is not implemented")]
-    MultiRankUnsupported(Rank),
+    /// An object named by another rank or a caller is not in this rank's cache.
+    #[error("object {0} is not in cache")]
+    UnknownObject(ObjKey),
+    /// A message from another rank that cannot be right (sent to itself, naming an object
+    /// the sender is not auth for, ...). Messages about objects this rank no longer has are
+    /// not errors: Ceph drops them, and so does the Locker.
+    #[error("bad message from rank {from}: {why}")]
+    BadMessage {
+        /// Sender rank.
+        from: Rank,
+        /// What is wrong with it.
+        why: &'static str,
+    },
 }

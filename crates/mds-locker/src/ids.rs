@@ -139,3 +139,55 @@ impl fmt::Display for ReqId {
 /// "safe up to N" is the whole acknowledgement.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JournalSeq(pub u64);
+
+/// An object's name that means the same thing on every rank.
+///
+/// Arena handles (`InodeId`, `DentryId`) are private to one rank's cache, so messages between
+/// ranks name objects the way Ceph's do: an inode by its number, a dentry by its directory's
+/// inode number and its name, a dirfrag by its directory and frag (§2.2: the MLock payload
+/// carries "inode number+snap for inode locks; dirfrag + dentry name + snapid for DN").
+/// Snapshots are out of scope, so there is no snap id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ObjKey {
+    /// An inode.
+    Inode(Ino),
+    /// A dentry: directory inode number (frag 0) and name.
+    Dentry {
+        /// The directory.
+        dir: Ino,
+        /// The entry name.
+        name: String,
+    },
+    /// A directory fragment.
+    Dirfrag {
+        /// The directory.
+        dir: Ino,
+        /// The frag value (0: the whole directory).
+        frag: u32,
+    },
+}
+
+impl fmt::Display for ObjKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ObjKey::Inode(ino) => write!(f, "{ino}"),
+            ObjKey::Dentry { dir, name } => write!(f, "{dir}/{name}"),
+            ObjKey::Dirfrag { dir, frag } => write!(f, "{dir}.{frag:x}"),
+        }
+    }
+}
+
+/// A lock named across ranks: its object's `ObjKey` and its type.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct LockKey {
+    /// The parent object (an inode or a dentry; dirfrags carry no locks).
+    pub obj: ObjKey,
+    /// Which of its locks.
+    pub ty: LockType,
+}
+
+impl fmt::Display for LockKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "({} {})", self.ty.name(), self.obj)
+    }
+}

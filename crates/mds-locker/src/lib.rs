@@ -51,8 +51,10 @@
 //! assert!(mds_locker::invariants::check_all(&locker).is_ok());
 //! ```
 
+pub mod authority;
 pub mod cache;
 pub mod capability;
+pub mod cluster;
 pub mod dump;
 pub mod effects;
 pub mod error;
@@ -62,6 +64,7 @@ pub mod invariants;
 pub mod journal;
 pub mod lock;
 pub mod locker;
+pub mod message;
 pub mod mutation;
 pub mod runtime;
 pub mod wire;
@@ -75,8 +78,11 @@ pub use effects::{
 };
 pub use error::LockerError;
 pub use flock::{FileLock, FileLockKind, FileLockRule, FileLockTable};
-pub use ids::{ClientId, DentryId, DirfragId, Ino, InodeId, JournalSeq, LockId, ObjRef, Rank, ReqId};
+pub use ids::{
+    ClientId, DentryId, DirfragId, Ino, InodeId, JournalSeq, LockId, LockKey, ObjKey, ObjRef, Rank, ReqId,
+};
 pub use journal::{JournalEntry, MetaChange};
 pub use lock::Lock;
 pub use locker::{Locker, LockerConfig, LockerStats, Transition};
+pub use message::{DentryLinkage, LockData, LockMsg, MdsMessage, PeerMsg, PeerOp, ReplicaBundle, ReplicaObj};
 pub use mutation::{LockOp, Mutation};

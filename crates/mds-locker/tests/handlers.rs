@@ -33,7 +33,11 @@ fn refused_events_change_nothing() {
         h.l.handle(Event::FinishRequest { reqid: ReqId(5) }),
         Err(LockerError::UnknownRequest(ReqId(5)))
     );
-    assert_eq!(h.l.handle(Event::LockMessage { from: 1 }), Err(LockerError::MultiRankUnsupported(1)));
+    let from_self = Event::Message {
+        from: 0,
+        msg: mds_locker::MdsMessage::Replicate(mds_locker::ReplicaBundle::default()),
+    };
+    assert!(matches!(h.l.handle(from_self), Err(LockerError::BadMessage { from: 0, .. })));
     h.req(1, 1, vec![LockOp::rd(dn_lock(dn))], false);
     // Another client cannot reuse an id in flight (a re-send by the same client waits for
     // the original instead; see server_ops' completed-request tests).

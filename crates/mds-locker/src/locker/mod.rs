@@ -15,10 +15,13 @@ mod acquire;
 mod caps;
 mod eval;
 mod flock_ops;
+mod lock_msg;
 mod locks;
 mod ops_attr;
 mod ops_link;
 mod ops_read;
+mod peer;
+mod replicate;
 mod server;
 mod transitions;
 
@@ -90,6 +93,10 @@ pub struct LockerStats {
     pub journal_flushes: u64,
     /// Cap messages sent.
     pub cap_messages: u64,
+    /// Messages sent to other ranks.
+    pub messages_sent: u64,
+    /// Messages received from other ranks.
+    pub messages_received: u64,
 }
 
 /// One recorded lock state change.
@@ -287,7 +294,7 @@ impl Locker {
             Event::LeaseRelease { client, dir, name, seq } => {
                 self.handle_lease_release(client, dir, &name, seq)
             }
-            Event::LockMessage { from } => Err(LockerError::MultiRankUnsupported(from)),
+            Event::Message { from, msg } => self.handle_message(from, msg),
             Event::JournalSafe { upto } => self.journal_safe(upto),
             Event::Tick { now_ms } => self.tick(now_ms),
         }

@@ -1,0 +1,275 @@
+//! Replicas and the message entry point (mds spec §4.12, §5.1 discover).
+//!
+//! A rank that traverses a path it is not auth for asks the auth for replicas (Ceph's
+//! discover). The auth answers with the objects of the path it is auth for and remembers the
+//! asker as a replica holder, so later lock transitions reach it. Each replicated lock starts
+//! in the `replica_state` of the auth's current state (§1.1).
+
+use lock_sm::LockType;
+
+use crate::authority::replica_state_of;
+use crate::cache::Linkage;
+use crate::effects::Effect;
+use crate::error::LockerError;
+use crate::ids::{DentryId, Ino, InodeId, LockId, ObjKey, ObjRef, Rank};
+use crate::message::{DentryLinkage, MdsMessage, ReplicaBundle, ReplicaObj};
+
+use super::Locker;
+
+impl Locker {
+    /// Routes a message from another rank.
+    pub(crate) fn handle_message(&mut self, from: Rank, msg: MdsMessage) -> Result<(), LockerError> {
+        if from == self.cache.rank() {
+            return Err(LockerError::BadMessage { from, why: "a rank does not send messages to itself" });
+        }
+        self.stats.messages_received += 1;
+        tracing::debug!(rank = self.cache.rank(), from, kind = msg.kind(), "message");
+        match msg {
+            MdsMessage::Replicate(bundle) => self.apply_replicas(from, bundle),
+            MdsMessage::Lock(m) => self.handle_lock_message(from, m),
+            MdsMessage::Peer(m) => self.handle_peer_message(from, m),
+        }
+    }
+
+    /// Queues a message to another rank.
+    pub(crate) fn send(&mut self, to: Rank, msg: MdsMessage) {
+        self.stats.messages_sent += 1;
+        tracing::debug!(rank = self.cache.rank(), to, kind = msg.kind(), "send");
+        self.fx.push(Effect::Send { to, msg });
+    }
+
+    /// The auth side of discover: replicates to `to` the objects on the path from the root to
+    /// `target` that this rank is auth for and `to` does not hold yet (inode, then its
+    /// dirfrag, then each dentry and the inode it links, down to the target). `target` may be
+    /// an inode, a dentry or a dirfrag. Returns the `Send` effect (none if there is nothing
+    /// new to send).
+    pub fn replicate_to(&mut self, target: &ObjKey, to: Rank) -> Result<Vec<Effect>, LockerError> {
+        if to == self.cache.rank() {
+            return Err(LockerError::BadMessage { from: to, why: "cannot replicate to oneself" });
+        }
+        let chain = self.path_chain(target).ok_or_else(|| LockerError::UnknownObject(target.clone()))?;
+        let mut bundle = ReplicaBundle::default();
+        for step in chain {
+            match step {
+                Step::Inode(i) => {
+                    let obj = ObjRef::Inode(i);
+                    if !self.cache.is_auth_obj(obj) || self.cache.replicas_of(obj).contains(&to) {
+                        continue;
+                    }
+                    bundle.objects.push(self.encode_inode_replica(i)?);
+                    self.cache.add_replica(obj, to);
+                }
+                Step::Dirfrag(f) => {
+                    let Some(frag) = self.cache.dirfrag(f) else { continue };
+                    if frag.auth() != self.cache.rank() || frag.replicas().contains(&to) {
+                        continue;
+                    }
+                    let dir = self.cache.inode(frag.inode()).map(|n| n.ino()).unwrap_or(Ino(0));
+                    bundle.objects.push(ReplicaObj::Dirfrag {
+                        dir,
+                        frag: frag.frag(),
+                        auth: frag.auth(),
+                        fnode: *frag.fnode(),
+                    });
+                    self.cache.add_dirfrag_replica(f, to);
+                }
+                Step::Dentry(d) => {
+                    let obj = ObjRef::Dentry(d);
+                    if !self.cache.is_auth_obj(obj) || self.cache.replicas_of(obj).contains(&to) {
+                        continue;
+                    }
+                    bundle.objects.push(self.encode_dentry_replica(d)?);
+                    self.cache.add_replica(obj, to);
+                }
+            }
+        }
+        if bundle.objects.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.send(to, MdsMessage::Replicate(bundle));
+        Ok(std::mem::take(&mut self.fx))
+    }
+
+    fn replica_lock_states(&self, obj: ObjRef) -> Result<Vec<(u16, lock_sm::LockState)>, LockerError> {
+        let mut out = Vec::new();
+        for id in self.cache.lock_ids(obj) {
+            let l = self.lk(id)?;
+            out.push((id.ty.value(), replica_state_of(l.machine(), l.state())));
+        }
+        Ok(out)
+    }
+
+    fn encode_inode_replica(&self, i: InodeId) -> Result<ReplicaObj, LockerError> {
+        let n = self.cache.inode(i).ok_or(LockerError::UnknownInode(Ino(0)))?;
+        Ok(ReplicaObj::Inode {
+            ino: n.ino(),
+            auth: n.auth(),
+            data: n.data().clone(),
+            locks: self.replica_lock_states(ObjRef::Inode(i))?,
+        })
+    }
+
+    fn encode_dentry_replica(&self, d: DentryId) -> Result<ReplicaObj, LockerError> {
+        let dn = self.cache.dentry(d).ok_or(LockerError::UnknownObject(ObjKey::Inode(Ino(0))))?;
+        let dir = self
+            .cache
+            .dentry_dir_inode(d)
+            .and_then(|i| self.cache.inode(i))
+            .map(|n| n.ino())
+            .unwrap_or(Ino(0));
+        let linkage = self.linkage_key(dn.linkage());
+        Ok(ReplicaObj::Dentry {
+            dir,
+            name: dn.name().to_string(),
+            auth: dn.auth(),
+            linkage,
+            version: dn.version(),
+            locks: self.replica_lock_states(ObjRef::Dentry(d))?,
+        })
+    }
+
+    /// A linkage named across ranks.
+    pub(crate) fn linkage_key(&self, l: Linkage) -> DentryLinkage {
+        match l {
+            Linkage::Null => DentryLinkage::Null,
+            Linkage::Primary(i) => {
+                DentryLinkage::Primary(self.cache.inode(i).map(|n| n.ino()).unwrap_or(Ino(0)))
+            }
+            Linkage::Remote { ino, d_type } => DentryLinkage::Remote { ino, d_type },
+        }
+    }
+
+    /// The objects from the root down to `target`, parents first.
+    fn path_chain(&self, target: &ObjKey) -> Option<Vec<Step>> {
+        let mut rev = Vec::new();
+        let mut cur = match target {
+            ObjKey::Inode(ino) => Step::Inode(self.cache.lookup_ino(*ino)?),
+            ObjKey::Dentry { .. } => match self.cache.resolve_obj(target)? {
+                ObjRef::Dentry(d) => Step::Dentry(d),
+                ObjRef::Inode(i) => Step::Inode(i),
+            },
+            ObjKey::Dirfrag { dir, frag } => Step::Dirfrag(self.cache.resolve_dirfrag(*dir, *frag)?),
+        };
+        for _ in 0..crate::cache::MAX_DEPTH * 3 {
+            rev.push(cur);
+            cur = match cur {
+                Step::Inode(i) => match self.cache.inode(i)?.parent() {
+                    Some(dn) => Step::Dentry(dn),
+                    None => break,
+                },
+                Step::Dentry(d) => Step::Dirfrag(self.cache.dentry(d)?.dir()),
+                Step::Dirfrag(f) => Step::Inode(self.cache.dirfrag(f)?.inode()),
+            };
+        }
+        rev.reverse();
+        Some(rev)
+    }
+
+    /// The replica side of discover: adds the objects it lacks as replicas; objects already
+    /// in cache keep their (possibly transitional) lock states, which the lock protocol
+    /// maintains from here on.
+    fn apply_replicas(&mut self, from: Rank, bundle: ReplicaBundle) -> Result<(), LockerError> {
+        let me = self.cache.rank();
+        for obj in bundle.objects {
+            match obj {
+                ReplicaObj::Inode { ino, auth, data, locks } => {
+                    if auth == me {
+                        return Err(LockerError::BadMessage {
+                            from,
+                            why: "replica of an object we are auth for",
+                        });
+                    }
+                    if self.cache.lookup_ino(ino).is_some() {
+                        continue;
+                    }
+                    let id = self.cache.insert_inode(ino, data);
+                    self.cache.make_replica(ObjRef::Inode(id), auth);
+                    self.set_replica_locks(ObjRef::Inode(id), &locks)?;
+                    // A dentry replica that arrived first may already name this inode.
+                    let parent = self
+                        .cache
+                        .dentry_ids()
+                        .find(|d| self.cache.dentry(*d).is_some_and(|dn| dn.pending_primary == Some(ino)));
+                    if let Some(dn) = parent {
+                        self.cache.link_primary_now(dn, id);
+                        if let Some(d) = self.cache.dentry_mut(dn) {
+                            d.pending_primary = None;
+                        }
+                    }
+                }
+                ReplicaObj::Dirfrag { dir, frag, auth, fnode } => {
+                    let Some(dir_id) = self.cache.lookup_ino(dir) else {
+                        return Err(LockerError::BadMessage {
+                            from,
+                            why: "dirfrag replica before its inode",
+                        });
+                    };
+                    if self.cache.resolve_dirfrag(dir, frag).is_some() {
+                        continue;
+                    }
+                    let f = self.cache.open_dirfrag(dir_id, false);
+                    self.cache.set_dirfrag_auth(f, auth);
+                    if let Some(d) = self.cache.dirfrag_mut(f) {
+                        d.fnode = fnode;
+                        d.projected_version = fnode.version;
+                    }
+                }
+                ReplicaObj::Dentry { dir, name, auth, linkage, version, locks } => {
+                    let Some(f) = self.cache.resolve_dirfrag(dir, 0) else {
+                        return Err(LockerError::BadMessage {
+                            from,
+                            why: "dentry replica before its dirfrag",
+                        });
+                    };
+                    let dir_id = self.cache.lookup_ino(dir).ok_or(LockerError::UnknownInode(dir))?;
+                    if self.cache.lookup_dentry(dir_id, &name).is_some() {
+                        continue;
+                    }
+                    let dn = self.cache.add_null_dentry(f, &name);
+                    self.cache.make_replica(ObjRef::Dentry(dn), auth);
+                    self.set_replica_locks(ObjRef::Dentry(dn), &locks)?;
+                    if let Some(d) = self.cache.dentry_mut(dn) {
+                        d.version = version;
+                        d.projected_version = version;
+                    }
+                    match linkage {
+                        DentryLinkage::Null => {}
+                        DentryLinkage::Remote { ino, d_type } => self.cache.link_remote_now(dn, ino, d_type),
+                        DentryLinkage::Primary(ino) => match self.cache.lookup_ino(ino) {
+                            Some(i) => self.cache.link_primary_now(dn, i),
+                            None => {
+                                if let Some(d) = self.cache.dentry_mut(dn) {
+                                    d.pending_primary = Some(ino);
+                                }
+                            }
+                        },
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn set_replica_locks(
+        &mut self,
+        obj: ObjRef,
+        locks: &[(u16, lock_sm::LockState)],
+    ) -> Result<(), LockerError> {
+        for (ty, state) in locks {
+            let Some(ty) = LockType::from_value(*ty) else { continue };
+            let id = LockId { obj, ty };
+            if let Ok(l) = self.lkm(id) {
+                l.state = *state;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One object on a path.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Inode(InodeId),
+    Dirfrag(crate::ids::DirfragId),
+    Dentry(DentryId),
+}

@@ -1,0 +1,275 @@
+//! Messages between ranks: lock messages (`MLock`, §2.2, §4.12), peer requests
+//! (`MMDSPeerRequest`, §4.17) and replicas (discover replies).
+//!
+//! The Locker emits `Effect::Send { to, msg }` and consumes `Event::Message { from, msg }`; a
+//! transport in between (see `cluster`) carries them. Objects are named by `ObjKey` /
+//! `LockKey` because arena handles mean nothing on another rank. Messages are plain Rust
+//! values, not Ceph's wire encoding: ranks of cephlock talk only to each other.
+
+use lock_sm::{LockAction, LockState};
+
+use crate::cache::{DirStat, Fnode, InodeData, NestStat};
+use crate::ids::{ClientId, Ino, LockKey, ObjKey, Rank, ReqId};
+
+/// Anything one rank sends another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MdsMessage {
+    /// `MLock`.
+    Lock(LockMsg),
+    /// `MMDSPeerRequest`.
+    Peer(PeerMsg),
+    /// Replicas of objects the sender is auth for (a discover reply): the receiver adds or
+    /// refreshes them as replicas.
+    Replicate(ReplicaBundle),
+}
+
+impl MdsMessage {
+    /// A short name for traces and per-type message counts.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            MdsMessage::Lock(m) => m.action.name(),
+            MdsMessage::Peer(p) => p.op.name(),
+            MdsMessage::Replicate(_) => "replicate",
+        }
+    }
+}
+
+/// `MLock` (§2.2): one action on one lock.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LockMsg {
+    /// What to do.
+    pub action: LockAction,
+    /// The rank that sent it (Ceph's `asker`).
+    pub asker: Rank,
+    /// The request on whose behalf, when there is one.
+    pub reqid: Option<ReqId>,
+    /// The lock.
+    pub lock: LockKey,
+    /// The lock's protected state (`encode_lock_state`), when the action carries it.
+    pub data: Option<LockData>,
+}
+
+/// What a lock protects, as shipped between auth and replicas (§2.3 "Fields protected").
+///
+/// The auth ships authoritative values; a replica shipping scatter data (SYNCACK, LOCKACK from
+/// a MIX state) sends only the per-frag values of the dirfrags it is auth for, plus whether
+/// it has anything dirty.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockData {
+    /// DN: the dentry's linkage.
+    Dentry(DentryLinkage),
+    /// IAUTH: mode, uid, gid (+ version, ctime).
+    Auth {
+        /// Inode version.
+        version: u64,
+        /// Change time.
+        ctime_ms: u64,
+        /// Mode bits.
+        mode: u32,
+        /// Owner.
+        uid: u32,
+        /// Group.
+        gid: u32,
+    },
+    /// ILINK: the link count.
+    Link {
+        /// Inode version.
+        version: u64,
+        /// Change time.
+        ctime_ms: u64,
+        /// Link count.
+        nlink: u32,
+    },
+    /// IXATTR: the extended attributes.
+    Xattr {
+        /// Inode version.
+        version: u64,
+        /// Change time.
+        ctime_ms: u64,
+        /// The attributes.
+        xattrs: std::collections::BTreeMap<String, Vec<u8>>,
+        /// Their version.
+        xattr_version: u64,
+    },
+    /// IFILE: size and times for files; dirstat plus per-frag fragstats for directories.
+    File {
+        /// Inode version.
+        version: u64,
+        /// Change time.
+        ctime_ms: u64,
+        /// Modification time.
+        mtime_ms: u64,
+        /// File size.
+        size: u64,
+        /// Directory: the inode's dirstat (auth → replica).
+        dirstat: DirStat,
+        /// Per dirfrag: (frag, fragstat, accounted_fragstat).
+        frags: Vec<(u32, DirStat, DirStat)>,
+        /// Replica → auth: whether the sender has unfolded changes.
+        dirty: bool,
+    },
+    /// INEST: rstat plus per-frag rstats.
+    Nest {
+        /// Inode version.
+        version: u64,
+        /// The inode's rstat (auth → replica).
+        rstat: NestStat,
+        /// Per dirfrag: (frag, rstat, accounted_rstat).
+        frags: Vec<(u32, NestStat, NestStat)>,
+        /// Replica → auth: whether the sender has unfolded changes.
+        dirty: bool,
+    },
+    /// Locks whose protected state cephlock does not model (IDFT with one frag, ISNAP without
+    /// snapshots, IPOLICY, IFLOCK whose advisory table lives on the auth).
+    Empty,
+}
+
+/// A dentry linkage named across ranks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DentryLinkage {
+    /// Negative dentry.
+    Null,
+    /// Primary link to an inode.
+    Primary(Ino),
+    /// Remote (hard) link.
+    Remote {
+        /// Target inode number.
+        ino: Ino,
+        /// Type bits.
+        d_type: u32,
+    },
+}
+
+/// Peer request operations (§4.17).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PeerOp {
+    /// Leader → auth: auth-pin these objects.
+    AuthPin,
+    /// Reply to `AuthPin`.
+    AuthPinAck,
+    /// Leader → auth: take an xlock for the leader's request.
+    Xlock,
+    /// Reply to `Xlock`, with the lock's state.
+    XlockAck,
+    /// Leader → auth: release that xlock (no reply).
+    Unxlock,
+    /// Leader → rank: take a wrlock for the leader's request.
+    Wrlock,
+    /// Reply to `Wrlock`.
+    WrlockAck,
+    /// Leader → rank: release that wrlock (no reply).
+    Unwrlock,
+    /// Leader → peers: drop every lock held for the request.
+    DropLocks,
+    /// Leader → witness: prepare a link / unlink (two-phase update).
+    LinkPrep,
+    /// Leader → witness: prepare an rmdir.
+    RmdirPrep,
+    /// Leader → witness: prepare a rename.
+    RenamePrep,
+    /// Witness → leader: prepared (journaled EPeerUpdate PREPARE).
+    PrepAck,
+    /// Leader → peers: commit (or abort) after the leader's update is safe.
+    Finish,
+    /// Peer → leader: committed.
+    Committed,
+}
+
+impl PeerOp {
+    /// Log name.
+    pub const fn name(self) -> &'static str {
+        match self {
+            PeerOp::AuthPin => "authpin",
+            PeerOp::AuthPinAck => "authpin_ack",
+            PeerOp::Xlock => "xlock",
+            PeerOp::XlockAck => "xlock_ack",
+            PeerOp::Unxlock => "unxlock",
+            PeerOp::Wrlock => "wrlock",
+            PeerOp::WrlockAck => "wrlock_ack",
+            PeerOp::Unwrlock => "unwrlock",
+            PeerOp::DropLocks => "drop_locks",
+            PeerOp::LinkPrep => "link_prep",
+            PeerOp::RmdirPrep => "rmdir_prep",
+            PeerOp::RenamePrep => "rename_prep",
+            PeerOp::PrepAck => "prep_ack",
+            PeerOp::Finish => "finish",
+            PeerOp::Committed => "committed",
+        }
+    }
+}
+
+/// `MMDSPeerRequest` (§4.17).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PeerMsg {
+    /// The operation.
+    pub op: PeerOp,
+    /// The leader's request id (the peer keys its peer request by it).
+    pub reqid: ReqId,
+    /// The client the leader's request belongs to (a peer xlock is held for that client).
+    pub client: Option<ClientId>,
+    /// The lock for XLOCK / WRLOCK / UNXLOCK / UNWRLOCK and their acks.
+    pub lock: Option<LockKey>,
+    /// AUTHPIN: the objects to pin; AUTHPINACK: the objects pinned.
+    pub objects: Vec<ObjKey>,
+    /// XLOCKACK: the lock's protected state and the state the auth's lock is in.
+    pub lock_state: Option<(LockState, LockData)>,
+    /// AUTHPINACK sent because the peer must wait (NOTIFY_BLOCKING); FINISH as an abort.
+    pub flag: bool,
+}
+
+impl PeerMsg {
+    /// A message with only the op, request and client set.
+    pub fn new(op: PeerOp, reqid: ReqId, client: Option<ClientId>) -> PeerMsg {
+        PeerMsg { op, reqid, client, lock: None, objects: Vec::new(), lock_state: None, flag: false }
+    }
+}
+
+/// Replicas of a path of objects, root first: what a discover reply carries (Ceph's
+/// `replicate_*` encodings). The receiver creates what it lacks and refreshes the rest.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReplicaBundle {
+    /// The objects, each after its parent.
+    pub objects: Vec<ReplicaObj>,
+}
+
+/// One replicated object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplicaObj {
+    /// An inode with its content and each lock's replica state.
+    Inode {
+        /// The inode.
+        ino: Ino,
+        /// Its auth rank.
+        auth: Rank,
+        /// Committed content.
+        data: InodeData,
+        /// (lock type value, replica state) for each lock.
+        locks: Vec<(u16, LockState)>,
+    },
+    /// A dirfrag.
+    Dirfrag {
+        /// The directory.
+        dir: Ino,
+        /// The frag.
+        frag: u32,
+        /// Its auth rank (the subtree's rank).
+        auth: Rank,
+        /// Committed fnode.
+        fnode: Fnode,
+    },
+    /// A dentry with its linkage and lock states.
+    Dentry {
+        /// The directory.
+        dir: Ino,
+        /// Name.
+        name: String,
+        /// Its auth rank.
+        auth: Rank,
+        /// Committed linkage.
+        linkage: DentryLinkage,
+        /// Committed version.
+        version: u64,
+        /// (lock type value, replica state) for each lock.
+        locks: Vec<(u16, LockState)>,
+    },
+}
