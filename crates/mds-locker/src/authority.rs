@@ -197,6 +197,11 @@ impl Cache {
         }
     }
 
+    /// A directory's dirfrag if it is in cache (never opens one).
+    pub fn dirfrag_of_existing(&self, dir: crate::ids::InodeId) -> Option<DirfragId> {
+        self.inode(dir).and_then(|n| n.dirfrags().get(&0).copied())
+    }
+
     /// The auth rank of a dirfrag.
     pub fn dirfrag_auth(&self, f: DirfragId) -> Option<Rank> {
         self.dirfrag(f).map(|d| d.auth)

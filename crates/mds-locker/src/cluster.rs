@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use crate::effects::{Effect, Event};
+use crate::effects::{ClientRequest, Effect, Event};
 use crate::error::LockerError;
 use crate::ids::{Ino, JournalSeq, ObjKey, ObjRef, Rank};
 use crate::locker::{Locker, LockerConfig};
@@ -92,6 +92,8 @@ pub struct Cluster<T: Transport = FifoTransport> {
     outputs: Vec<Output>,
     delivered: BTreeMap<&'static str, u64>,
     max_deliveries: usize,
+    /// Forwarded client requests the client has yet to re-send, in order.
+    forwards: VecDeque<(Rank, ClientRequest)>,
 }
 
 impl Cluster<FifoTransport> {
@@ -123,6 +125,7 @@ impl<T: Transport> Cluster<T> {
             outputs: Vec::new(),
             delivered: BTreeMap::new(),
             max_deliveries: 1_000_000,
+            forwards: VecDeque::new(),
         }
     }
 
@@ -209,6 +212,13 @@ impl<T: Transport> Cluster<T> {
                     }
                     self.net.send(r, to, msg);
                 }
+                Effect::Forward { to, ref request } => {
+                    if to as usize >= self.ranks.len() {
+                        return Err(ClusterError::NoRank(to));
+                    }
+                    self.forwards.push_back((to, request.clone()));
+                    self.outputs.push(Output { rank: r, effect: e });
+                }
                 Effect::JournalSubmit { seq, ref entry } => {
                     let _ = entry;
                     self.unsafe_entries[r as usize].push_back(seq);
@@ -225,7 +235,7 @@ impl<T: Transport> Cluster<T> {
 
     /// Makes every submitted entry of rank `r` safe.
     pub fn make_safe(&mut self, r: Rank) -> Result<(), ClusterError> {
-        let Some(upto) = self.unsafe_entries.get_mut(r as usize).and_then(|q| q.drain(..).last()) else {
+        let Some(upto) = self.unsafe_entries.get_mut(r as usize).and_then(|q| q.drain(..).next_back()) else {
             return Ok(());
         };
         self.handle(r, Event::JournalSafe { upto })
@@ -247,8 +257,18 @@ impl<T: Transport> Cluster<T> {
         }
     }
 
-    /// Delivers one message. Returns false if none was in flight.
+    /// Delivers one forwarded request (the client re-sending it to the rank it was told,
+    /// opening a session there first if it has none, as a Ceph client does) or else one
+    /// message. Returns false if nothing was pending.
     pub fn step(&mut self) -> Result<bool, ClusterError> {
+        if let Some((to, req)) = self.forwards.pop_front() {
+            *self.delivered.entry("client_request_forward").or_insert(0) += 1;
+            if !self.rank(to).sessions().any(|s| s.client() == req.client) {
+                self.handle(to, Event::SessionOpen { client: req.client })?;
+            }
+            self.handle(to, Event::Request(req))?;
+            return Ok(true);
+        }
         let Some((from, to, msg)) = self.net.next() else {
             return Ok(false);
         };
@@ -271,6 +291,11 @@ impl<T: Transport> Cluster<T> {
     /// Discover: the auth ranks along the path to `target` replicate it to rank `to`, parent
     /// objects first (each object comes from its own auth, as in Ceph).
     pub fn replicate(&mut self, target: &ObjKey, to: Rank) -> Result<(), ClusterError> {
+        // The directory above first: a rank that is auth only for the lower part of the path
+        // sends just that part, and a replica cannot be added before its parent.
+        if let Some(parent) = self.parent_dir_key(target, to) {
+            self.replicate(&parent, to)?;
+        }
         // Walk from the root: each step, find who is auth for the next missing piece.
         for _ in 0..crate::cache::MAX_DEPTH {
             let have = self.rank(to).cache().resolve_obj(target).is_some()
@@ -301,6 +326,20 @@ impl<T: Transport> Cluster<T> {
             }
         }
         Err(ClusterError::Setup(format!("path to {target} too deep")))
+    }
+
+    /// The directory holding `target`, if `to` lacks it (none for the root, or when no rank
+    /// knows the target's parent).
+    fn parent_dir_key(&self, target: &ObjKey, to: Rank) -> Option<ObjKey> {
+        let dir = match target {
+            ObjKey::Inode(ino) => self.ranks.iter().find_map(|l| {
+                let c = l.cache();
+                let p = c.parent_dir(c.lookup_ino(*ino)?)?;
+                c.inode(p).map(|n| n.ino())
+            })?,
+            ObjKey::Dentry { dir, .. } | ObjKey::Dirfrag { dir, .. } => *dir,
+        };
+        self.rank(to).cache().lookup_ino(dir).is_none().then_some(ObjKey::Inode(dir))
     }
 
     /// Pins an empty, idle directory to rank `to` (like setting `ceph.dir.pin`): its dirfrag

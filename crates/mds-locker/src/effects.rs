@@ -542,6 +542,14 @@ pub enum Effect {
         /// The client.
         client: ClientId,
     },
+    /// The request needs an object another rank is auth for: the client must re-send it to
+    /// rank `to` (Ceph's MClientRequestForward). Nothing of it remains on this rank.
+    Forward {
+        /// The rank to send it to.
+        to: Rank,
+        /// The request, unchanged.
+        request: ClientRequest,
+    },
     /// Send a message to another rank. Messages to one rank must arrive in the order they
     /// were emitted (Ceph's messenger keeps per-connection order; the protocol relies on it).
     Send {

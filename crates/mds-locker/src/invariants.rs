@@ -81,7 +81,7 @@ pub fn xlock_exclusive(l: &Locker, v: &mut Vec<Violation>) {
 
 /// An xlock excludes other holders (§1.3/§1.5 xlock rows): while a simplelock or filelock is
 /// xlocked nobody holds a wrlock, and rdlocks exist only for the xlocking client (XLOCKDONE's
-/// XCL column). The Locker takes no forced wrlocks yet, which Ceph may add on top of an xlock.
+/// XCL column).
 pub fn xlock_excludes_others(l: &Locker, v: &mut Vec<Violation>) {
     for (id, lock) in every_lock(l) {
         if lock.machine() == Machine::Local || !lock.is_xlocked() {
@@ -137,7 +137,10 @@ pub fn held_locks_permitted(l: &Locker, v: &mut Vec<Violation>) {
         if lock.is_wrlocked() && !permits_some(row.can_wrlock) && !permits_some(row.can_force_wrlock) {
             push(v, "held lock permitted by table", l, id, format!("wrlock in {}", lock.state()));
         }
-        if lock.is_xlocked() && !permits_some(row.can_xlock) {
+        // A remote xlock is recorded on the replica copy, which sits in LOCK while the auth
+        // holds the real xlock for the leader (§4.7, §4.1 `get_xlock` on a replica).
+        let remote_xlock = !lock.is_auth() && lock.state() == LockState::Lock;
+        if lock.is_xlocked() && !permits_some(row.can_xlock) && !remote_xlock {
             push(v, "held lock permitted by table", l, id, format!("xlock in {}", lock.state()));
         }
         if lock.is_leased() && !permits_some(row.can_lease) {
@@ -231,7 +234,11 @@ pub fn waiters_are_live(l: &Locker, v: &mut Vec<Violation>) {
         }
     }
     for m in l.requests() {
-        if m.phase() == Phase::Locking && m.waiting_on().is_none() {
+        if m.phase() == Phase::Locking
+            && m.waiting_on().is_none()
+            && !l.waits_on_remote(m.reqid())
+            && m.waiting_on_peer().is_empty()
+        {
             v.push(Violation {
                 rule: "waiters are live",
                 detail: format!("{} is acquiring but parked nowhere", m.reqid()),
@@ -388,6 +395,134 @@ pub fn projections_belong_to_live_mutations(l: &Locker, v: &mut Vec<Violation>) 
                     rule: "projections belong to committing requests",
                     detail: format!("{} projected by {}", c.object_name(ObjRef::Dentry(d)), p.by),
                 });
+            }
+        }
+    }
+}
+
+// ---- across ranks (§4.12) -------------------------------------------------------------------
+
+/// Runs the cross-rank checks over every rank's Locker (`lockers[r]` is rank `r`), plus
+/// `check_all` on each rank. `in_flight` is the number of messages sent and not yet
+/// delivered: the replica-state agreement only holds once the protocol is quiet.
+pub fn check_cluster(lockers: &[Locker], in_flight: usize) -> Result<(), Vec<Violation>> {
+    let mut v = Vec::new();
+    for l in lockers {
+        if let Err(mut more) = check_all(l) {
+            for x in &mut more {
+                x.detail = format!("rank {}: {}", l.cache().rank(), x.detail);
+            }
+            v.extend(more);
+        }
+    }
+    gather_sets_are_replicas(lockers, &mut v);
+    replica_holds_permitted(lockers, &mut v);
+    if in_flight == 0 {
+        replicas_follow_stable_auth(lockers, &mut v);
+    }
+    if v.is_empty() { Ok(()) } else { Err(v) }
+}
+
+fn push_rank(v: &mut Vec<Violation>, rule: &'static str, l: &Locker, id: LockId, what: String) {
+    let name = l.cache().object_name(id.obj);
+    v.push(Violation { rule, detail: format!("rank {}: {name} {}: {what}", l.cache().rank(), id.ty) });
+}
+
+/// Only the auth gathers, and only from ranks that replicate the object (§4.1 `init_gather`).
+pub fn gather_sets_are_replicas(lockers: &[Locker], v: &mut Vec<Violation>) {
+    for l in lockers {
+        for (id, lock) in every_lock(l) {
+            if lock.gather_set().is_empty() {
+                continue;
+            }
+            let replicas = l.cache().replicas_of(id.obj);
+            if !lock.is_auth() || !lock.gather_set().is_subset(&replicas) {
+                push_rank(
+                    v,
+                    "gather set is a subset of the replicas",
+                    l,
+                    id,
+                    format!("gather {:?} replicas {replicas:?} auth {}", lock.gather_set(), lock.is_auth()),
+                );
+            }
+        }
+    }
+}
+
+/// A replica never holds a rdlock or wrlock its stable state forbids a replica (§1.1: on a
+/// replica only ANY counts; AUTH and REQ never do). Transitional replica states may still be
+/// draining holders of the previous state, which their gather waits for.
+pub fn replica_holds_permitted(lockers: &[Locker], v: &mut Vec<Violation>) {
+    for l in lockers {
+        for (id, lock) in every_lock(l) {
+            let m = lock.machine();
+            if lock.is_auth() || m == Machine::Local || !lock.is_stable() {
+                continue;
+            }
+            let row = m.row(lock.state());
+            if lock.is_rdlocked() && !matches!(row.can_rdlock, Perm::Any | Perm::Xcl) {
+                push_rank(
+                    v,
+                    "replica holds only what its state permits",
+                    l,
+                    id,
+                    format!("rdlock in {}", lock.state()),
+                );
+            }
+            if lock.is_wrlocked() && !matches!(row.can_wrlock, Perm::Any | Perm::Xcl) {
+                push_rank(
+                    v,
+                    "replica holds only what its state permits",
+                    l,
+                    id,
+                    format!("wrlock in {}", lock.state()),
+                );
+            }
+        }
+    }
+}
+
+/// Once an auth lock is stable and no message is in flight, every replica's copy is in the
+/// `replica_state` of the auth's state (§1.1, §4.12), and its own gather is finished.
+pub fn replicas_follow_stable_auth(lockers: &[Locker], v: &mut Vec<Violation>) {
+    for auth in lockers {
+        for (id, lock) in every_lock(auth) {
+            if !lock.is_auth() || lock.machine() == Machine::Local || !lock.is_stable() {
+                continue;
+            }
+            let Some(key) = auth.cache().lock_key(id) else { continue };
+            let want = crate::authority::replica_state_of(lock.machine(), lock.state());
+            for r in auth.cache().replicas_of(id.obj) {
+                let Some(rl) = lockers.get(r as usize) else {
+                    push_rank(
+                        v,
+                        "replicas follow a stable auth",
+                        auth,
+                        id,
+                        format!("replica rank {r} does not exist"),
+                    );
+                    continue;
+                };
+                let Some(rid) = rl.cache().resolve_lock(&key) else {
+                    push_rank(
+                        v,
+                        "replicas follow a stable auth",
+                        auth,
+                        id,
+                        format!("rank {r} has no replica"),
+                    );
+                    continue;
+                };
+                let Ok(rlock) = rl.lock(rid) else { continue };
+                if rlock.state() != want {
+                    push_rank(
+                        v,
+                        "replicas follow a stable auth",
+                        auth,
+                        id,
+                        format!("auth {} but rank {r} is {} (want {want})", lock.state(), rlock.state()),
+                    );
+                }
             }
         }
     }

@@ -18,9 +18,35 @@ pub enum MdsMessage {
     Lock(LockMsg),
     /// `MMDSPeerRequest`.
     Peer(PeerMsg),
-    /// Replicas of objects the sender is auth for (a discover reply): the receiver adds or
-    /// refreshes them as replicas.
+    /// Replicas of objects the sender is auth for: the receiver adds the ones it lacks.
     Replicate(ReplicaBundle),
+    /// `MDiscover`: the sender traversed to `dir`/`name` and has no replica of it.
+    Discover(Discover),
+    /// `MDiscoverReply`: replicas for a discover, or word that the name does not exist.
+    DiscoverReply(DiscoverReply),
+}
+
+/// `MDiscover` (§5.1): asks the auth of a directory's dirfrag for the dentry `name` and the
+/// inode it links.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Discover {
+    /// The directory.
+    pub dir: Ino,
+    /// The name looked up.
+    pub name: String,
+}
+
+/// `MDiscoverReply`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DiscoverReply {
+    /// The directory asked about.
+    pub dir: Ino,
+    /// The name asked about.
+    pub name: String,
+    /// Replicas the asker lacked (dirfrag, dentry, inode).
+    pub bundle: ReplicaBundle,
+    /// The directory is complete on its auth and has no such entry (Ceph's error_dn flag).
+    pub missing: bool,
 }
 
 impl MdsMessage {
@@ -30,6 +56,8 @@ impl MdsMessage {
             MdsMessage::Lock(m) => m.action.name(),
             MdsMessage::Peer(p) => p.op.name(),
             MdsMessage::Replicate(_) => "replicate",
+            MdsMessage::Discover(_) => "discover",
+            MdsMessage::DiscoverReply(_) => "discover_reply",
         }
     }
 }

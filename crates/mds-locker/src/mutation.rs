@@ -35,7 +35,8 @@ pub struct LockOp {
     pub lock: LockId,
     /// `RDLOCK`, `WRLOCK`, `XLOCK` (after merging, exactly one mode; see `sort_and_merge`).
     pub flags: u8,
-    /// Remote wrlock target rank (multi-rank; always `None` on one rank).
+    /// Remote wrlock target rank: set exactly when `flags` has `REMOTE_WRLOCK` (§4.3
+    /// `add_remote_wrlock`).
     pub wrlock_target: Option<Rank>,
 }
 
@@ -53,6 +54,13 @@ impl LockOp {
     /// An xlock entry.
     pub const fn x(lock: LockId) -> LockOp {
         LockOp { lock, flags: XLOCK, wrlock_target: None }
+    }
+
+    /// A remote wrlock entry: `target` takes a wrlock on `lock` for this request (§4.6), used
+    /// when the rank that must wrlock is not the one running the request (a rename's source
+    /// directory on another rank).
+    pub const fn remote_wr(lock: LockId, target: Rank) -> LockOp {
+        LockOp { lock, flags: REMOTE_WRLOCK, wrlock_target: Some(target) }
     }
 
     /// Whether this entry takes an xlock.
@@ -160,6 +168,25 @@ pub struct Mutation {
     pub(crate) new_dentries: Vec<DentryId>,
     pub(crate) acquired: Vec<(LockId, u8)>,
     pub(crate) orphaned: bool,
+    /// Peer side (§4.17): the leader rank this request serves; `None` for a leader request.
+    pub(crate) peer_of: Option<Rank>,
+    /// Peer side: every lock the leader asked for so far (a peer keeps earlier xlocks and
+    /// wrlocks of the same request while acquiring a later one, §4.6).
+    pub(crate) peer_locks: Vec<LockOp>,
+    /// Peer side: the ack owed to the leader once `peer_locks` are all held.
+    pub(crate) peer_ack: Option<(crate::message::PeerOp, LockId)>,
+    /// Leader side: ranks involved in this request (Ceph's `more()->peers`); each is told to
+    /// drop what it holds for us when the request goes away.
+    pub(crate) peers: BTreeSet<Rank>,
+    /// Leader side: ranks whose ack this request waits for (Ceph's `waiting_on_peer`). The
+    /// request is re-dispatched when the set becomes empty.
+    pub(crate) waiting_on_peer: BTreeSet<Rank>,
+    /// Leader side: the rank asked for the lock in `locking` (Ceph's `locking_target_mds`).
+    pub(crate) locking_target: Option<Rank>,
+    /// Leader side: remote wrlocks held, with the rank holding each.
+    pub(crate) remote_wrlocks: BTreeMap<LockId, Rank>,
+    /// Leader side: objects auth-pinned on their auth rank for this request.
+    pub(crate) remote_auth_pins: BTreeMap<ObjRef, Rank>,
 }
 
 impl Mutation {
@@ -179,6 +206,14 @@ impl Mutation {
             new_dentries: Vec::new(),
             acquired: Vec::new(),
             orphaned: false,
+            peer_of: None,
+            peer_locks: Vec::new(),
+            peer_ack: None,
+            peers: BTreeSet::new(),
+            waiting_on_peer: BTreeSet::new(),
+            locking_target: None,
+            remote_wrlocks: BTreeMap::new(),
+            remote_auth_pins: BTreeMap::new(),
         }
     }
 
@@ -235,6 +270,37 @@ impl Mutation {
     /// What the request projected so far, in the order it will be applied.
     pub fn projections(&self) -> &[Projection] {
         &self.projections
+    }
+
+    /// The leader rank this peer request serves (`None`: this rank leads the request).
+    pub fn peer_of(&self) -> Option<Rank> {
+        self.peer_of
+    }
+
+    /// Ranks whose peer-request ack this request waits for.
+    pub fn waiting_on_peer(&self) -> &BTreeSet<Rank> {
+        &self.waiting_on_peer
+    }
+
+    /// Ranks this leader request has sent peer requests to (they hold or may hold state for
+    /// it, so they are told to drop it when the request ends).
+    pub fn peers(&self) -> &BTreeSet<Rank> {
+        &self.peers
+    }
+
+    /// The rank asked for the lock being remotely acquired (`locking`), if any.
+    pub fn locking_target(&self) -> Option<Rank> {
+        self.locking_target
+    }
+
+    /// Remote wrlocks held, with the rank that holds each for us.
+    pub fn remote_wrlocks(&self) -> &BTreeMap<LockId, Rank> {
+        &self.remote_wrlocks
+    }
+
+    /// Objects auth-pinned for us on their auth rank.
+    pub fn remote_auth_pins(&self) -> &BTreeMap<ObjRef, Rank> {
+        &self.remote_auth_pins
     }
 
     pub(crate) fn mark_event(&mut self, now_ms: u64, what: &str) {

@@ -137,9 +137,16 @@ impl Locker {
             return self.scatter_mix(id);
         }
         if id.ty == LockType::INest {
-            // Keep INEST writable: unreplicated, that means LOCK.
-            if !lock.is_rdlocked() && state != S::Lock {
-                self.simple_lock(id)?;
+            // Keep INEST writable: MIX when replicated (replicas may write rstats into the
+            // dirfrags they are auth for), LOCK otherwise.
+            if !lock.is_rdlocked() {
+                if self.lock_replicated(id) {
+                    if state != S::Mix {
+                        self.scatter_mix(id)?;
+                    }
+                } else if state != S::Lock {
+                    self.simple_lock(id)?;
+                }
             }
             return Ok(());
         }
@@ -173,6 +180,7 @@ impl Locker {
         let rdlocked = lock.is_rdlocked();
         let wrlocked = lock.is_wrlocked();
         let wr_waiter = lock.is_waiter_for(WAIT_WR);
+        let subtree = self.has_subtree_dirfrag(id);
         if state == S::Excl {
             let leave = (loner_wanted | loner_issued) & (GEXCL | GWR | GBUFFER) == 0
                 || other_wanted & (GEXCL | GWR | GRD) != 0
@@ -184,14 +192,22 @@ impl Locker {
                     self.simple_sync(id)?;
                 }
             }
-        } else if !rdlocked && target_loner.is_some() && (is_dir || wanted & (GEXCL | GWR | GBUFFER) != 0) {
+        } else if !rdlocked
+            && target_loner.is_some()
+            && (if is_dir { !subtree } else { wanted & (GEXCL | GWR | GBUFFER) != 0 })
+        {
             self.file_excl(id)?;
         } else if state != S::Mix
             && !rdlocked
             && (lock.scatter_flags().scatter_wanted || (target_loner.is_none() && wanted & GWR != 0))
         {
             self.scatter_mix(id)?;
-        } else if state != S::Sync && !wrlocked && !wr_waiter && wanted & GWR == 0 {
+        } else if state != S::Sync
+            && !wrlocked
+            && !wr_waiter
+            && wanted & GWR == 0
+            && !(state == S::Mix && is_dir && subtree)
+        {
             self.simple_sync(id)?;
         }
         Ok(())
@@ -248,6 +264,17 @@ impl Locker {
             }
         }
         Ok(())
+    }
+
+    /// Ceph's `has_subtree_or_exporting_dirfrag`, as far as cephlock models subtrees: some
+    /// dirfrag of the lock's directory inode has a different auth than the inode, so it is a
+    /// subtree root another rank writes stats into (only possible with several ranks).
+    pub(crate) fn has_subtree_dirfrag(&self, id: LockId) -> bool {
+        let Some(n) = id.inode_id().and_then(|i| self.cache.inode(i)) else {
+            return false;
+        };
+        let auth = n.auth();
+        n.dirfrags().values().filter_map(|f| self.cache.dirfrag(*f)).any(|f| f.auth() != auth)
     }
 
     // ---- loner selection (§4.11) -----------------------------------------------------------

@@ -51,7 +51,7 @@ impl Locker {
         lock: FileLock,
         wait: bool,
     ) -> Result<(), LockerError> {
-        let target = match self.traverse_to_inode(reqid, path)? {
+        let target = match self.traverse_to_inode(reqid, path, true)? {
             Step::Done(t) => t,
             Step::Wait => return Ok(()),
             Step::Fail(e) => return self.reply_error(reqid, e),
@@ -113,7 +113,7 @@ impl Locker {
         rule: FileLockRule,
         lock: FileLock,
     ) -> Result<(), LockerError> {
-        let target = match self.traverse_to_inode(reqid, path)? {
+        let target = match self.traverse_to_inode(reqid, path, true)? {
             Step::Done(t) => t,
             Step::Wait => return Ok(()),
             Step::Fail(e) => return self.reply_error(reqid, e),

@@ -9,7 +9,7 @@ use lock_sm::{LockState, LockType, Machine};
 use crate::error::LockerError;
 use crate::ids::{ClientId, LockId, ObjRef, ReqId};
 use crate::lock::{WAIT_RD, WAIT_STABLE, WAIT_WR};
-use crate::mutation::{RDLOCK, WRLOCK, XLOCK};
+use crate::mutation::{RDLOCK, REMOTE_WRLOCK, WRLOCK, XLOCK};
 
 use super::Locker;
 
@@ -33,7 +33,7 @@ impl Locker {
                 tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "rdlock");
                 return Ok(true);
             }
-            if !self.rdlock_kick(id, client.is_none())? {
+            if !self.rdlock_kick(id, client.is_none(), reqid)? {
                 break;
             }
         }
@@ -48,10 +48,16 @@ impl Locker {
     /// `_rdlock_kick`: on a stable auth lock start the transition toward a readable state and
     /// report whether the state changed (so the caller re-checks); otherwise nothing can be
     /// done now.
-    fn rdlock_kick(&mut self, id: LockId, as_anon: bool) -> Result<bool, LockerError> {
+    fn rdlock_kick(&mut self, id: LockId, as_anon: bool, reqid: ReqId) -> Result<bool, LockerError> {
         let lock = self.lk(id)?;
-        if !lock.is_stable() || !lock.is_auth() {
-            // A replica would send REQRDLOCK here (§4.5); there are no replicas on one rank.
+        if !lock.is_stable() {
+            return Ok(false);
+        }
+        if !lock.is_auth() {
+            // §4.5: a stable replica asks the auth to go to SYNC and waits for STABLE.
+            if lock.machine() != Machine::Local {
+                self.send_to_auth(id, lock_sm::LockAction::ReqRdlock, Some(reqid), None)?;
+            }
             return Ok(false);
         }
         let before = lock.state();
@@ -107,16 +113,24 @@ impl Locker {
         let client = if state_pin { self.lk(id)?.excl_client() } else { self.mutation(reqid)?.client };
         for _ in 0..MAX_KICKS {
             let lock = self.lk(id)?;
-            // No subtree or exporting dirfrags exist on one rank, so only a replica's pending
-            // scatter request makes us want MIX (§4.6 want_scatter).
-            let want_scatter = lock.is_auth() && lock.scatter_flags().scatter_wanted;
+            // §4.6 want_scatter: a replica asked for MIX, or another rank is auth for one of
+            // the directory's dirfrags (a subtree root) and writes its stats under MIX.
+            let want_scatter =
+                lock.is_auth() && (lock.scatter_flags().scatter_wanted || self.has_subtree_dirfrag(id));
             if lock.can_wrlock(client) && (!want_scatter || lock.state() == LockState::Mix) {
                 self.lkm(id)?.get_wrlock(reqid, client);
                 self.mutation_mut(reqid)?.add_held(id, WRLOCK);
                 tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "wrlock");
                 return Ok(true);
             }
-            if !lock.is_stable() || !lock.is_auth() {
+            if !lock.is_stable() {
+                break;
+            }
+            if !lock.is_auth() {
+                // §4.6: a replica asks the auth to scatter and waits for STABLE.
+                if matches!(lock.machine(), Machine::File | Machine::Scatter) {
+                    self.send_to_auth(id, lock_sm::LockAction::ReqScatter, Some(reqid), None)?;
+                }
                 break;
             }
             let before = lock.state();
@@ -203,6 +217,10 @@ impl Locker {
         if self.lk(id)?.machine() == Machine::Local {
             return self.local_xlock_start(id, reqid);
         }
+        if !self.lk(id)?.is_auth() {
+            // §4.7 replica branch: ask the auth (peer.rs).
+            return self.remote_xlock_start(id, reqid);
+        }
         let client = self.mutation(reqid)?.client;
         for _ in 0..MAX_KICKS {
             let locking = self.mutation(reqid)?.locking;
@@ -253,6 +271,10 @@ impl Locker {
         if self.lk(id)?.machine() == Machine::Local {
             return self.local_xlock_finish(id, reqid);
         }
+        if !self.lk(id)?.is_auth() {
+            // A remote xlock: release our copy and send UNXLOCK to the auth (peer.rs).
+            return self.remote_xlock_finish(id, reqid);
+        }
         let xlocker = self.lkm(id)?.put_xlock(reqid).flatten();
         self.mutation_mut(reqid)?.remove_held(id, XLOCK);
         let lock = self.lk(id)?;
@@ -293,7 +315,11 @@ impl Locker {
 
     /// `cancel_locking`: back out of a started xlock walk (§4.7).
     pub(crate) fn cancel_locking(&mut self, reqid: ReqId) -> Result<(), LockerError> {
-        let Some(id) = self.mutation_mut(reqid)?.locking.take() else {
+        let m = self.mutation_mut(reqid)?;
+        // A remote acquisition in flight is not recalled: the peer's ack still records the
+        // lock (Ceph does the same), and DROPLOCKS at cleanup releases it.
+        m.locking_target = None;
+        let Some(id) = m.locking.take() else {
             return Ok(());
         };
         let lock = self.lk(id)?;
@@ -360,11 +386,22 @@ impl Locker {
         Ok(())
     }
 
+    /// `_drop_locks` (§4.18). Remote xlocks and remote wrlocks are released locally without a
+    /// per-lock UNXLOCK / UNWRLOCK; instead each rank that held one gets one DROPLOCKS at the
+    /// end.
     fn drop_held(&mut self, reqid: ReqId, drop_rdlocks: bool) -> Result<(), LockerError> {
         let held: Vec<(LockId, u8)> = self.mutation(reqid)?.held.iter().map(|(l, f)| (*l, *f)).collect();
+        let mut ranks = std::collections::BTreeSet::new();
         for (id, flags) in held {
             if flags & XLOCK != 0 {
-                self.xlock_finish(id, reqid)?;
+                if self.lk(id)?.is_auth() {
+                    self.xlock_finish(id, reqid)?;
+                } else {
+                    ranks.extend(self.release_remote_xlock(id, reqid)?);
+                }
+            }
+            if flags & REMOTE_WRLOCK != 0 {
+                ranks.extend(self.forget_remote_wrlock(id, reqid)?);
             }
             if flags & WRLOCK != 0 {
                 self.wrlock_finish(id, reqid)?;
@@ -373,6 +410,6 @@ impl Locker {
                 self.rdlock_finish(id, reqid)?;
             }
         }
-        Ok(())
+        self.send_drop_locks(reqid, ranks)
     }
 }

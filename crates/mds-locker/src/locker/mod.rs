@@ -97,6 +97,8 @@ pub struct LockerStats {
     pub messages_sent: u64,
     /// Messages received from other ranks.
     pub messages_received: u64,
+    /// Requests forwarded to another rank.
+    pub forwards: u64,
 }
 
 /// One recorded lock state change.
@@ -139,6 +141,10 @@ pub struct Locker {
     /// SETFILELOCK requests blocked on a conflicting advisory lock: what they want.
     pub(crate) flock_waiting: BTreeMap<ReqId, (InodeId, FileLockRule, FileLock)>,
     lock_sets: BTreeMap<ReqId, Vec<(LockId, u8)>>,
+    /// Discovers in flight: (directory, name) → requests waiting for the reply.
+    pub(crate) discovering: BTreeMap<(Ino, String), Vec<ReqId>>,
+    /// Requests told by a discover reply that the name they traverse does not exist.
+    pub(crate) discover_missing: BTreeMap<ReqId, (Ino, String)>,
 }
 
 impl Locker {
@@ -166,6 +172,8 @@ impl Locker {
             resubmit: VecDeque::new(),
             flock_waiting: BTreeMap::new(),
             lock_sets: BTreeMap::new(),
+            discovering: BTreeMap::new(),
+            discover_missing: BTreeMap::new(),
         }
     }
 
@@ -411,6 +419,14 @@ impl Locker {
         Ok(())
     }
 
+    /// Re-dispatches a request before `handle` returns (it waited on something other than a
+    /// lock: a discover reply, a peer's ack).
+    pub(crate) fn requeue(&mut self, reqid: ReqId) {
+        if !self.ready.contains(&reqid) {
+            self.ready.push_back(reqid);
+        }
+    }
+
     /// Queues `reqid` on `id`'s waiter list.
     pub(crate) fn add_waiter(&mut self, id: LockId, mask: u8, reqid: ReqId) -> Result<(), LockerError> {
         self.cache.lock_mut(id)?.add_waiter(mask, reqid);
@@ -496,11 +512,35 @@ impl Locker {
         let lock = self.cache.lock(o.lock)?;
         let m = lock.machine();
         let bad = |op, why| Err(LockerError::UnsupportedLockOp { op, lock: o.lock, why });
-        if o.flags & (RDLOCK | WRLOCK | XLOCK) == 0 {
+        if o.flags & (RDLOCK | WRLOCK | XLOCK | REMOTE_WRLOCK) == 0 {
             return bad("lock", "no lock mode requested");
         }
         if o.flags & REMOTE_WRLOCK != 0 || o.wrlock_target.is_some() {
-            return bad("remote_wrlock", "remote wrlocks need multi-rank support");
+            // §4.3 / §4.6: a remote wrlock names the rank that takes it, never this one, and
+            // never merges with an xlock. The Locker does not know how many ranks exist; a
+            // rank outside the cluster is the transport's error.
+            match o.wrlock_target {
+                None => return bad("remote_wrlock", "a remote wrlock needs a target rank"),
+                Some(_) if o.flags & REMOTE_WRLOCK == 0 => {
+                    return bad("remote_wrlock", "a target rank without the REMOTE_WRLOCK flag");
+                }
+                Some(t) if t == self.cache.rank() => {
+                    return bad("remote_wrlock", "the target of a remote wrlock is another rank");
+                }
+                Some(_) => {}
+            }
+            if o.flags & XLOCK != 0 {
+                return bad("remote_wrlock", "an xlock cannot merge with a remote wrlock (§4.3)");
+            }
+            if matches!(m, Machine::Simple | Machine::Local) {
+                return bad("remote_wrlock", "only scatterlocks and filelocks are remotely wrlocked (§4.6)");
+            }
+        }
+        if o.flags & XLOCK != 0 && !lock.is_auth() && !m.def().can_remote_xlock {
+            return bad(
+                "xlock",
+                "only simplelocks can be xlocked through their auth (§1.2 can_remote_xlock)",
+            );
         }
         if o.flags & XLOCK != 0 && m == Machine::Scatter {
             return bad("xlock", "no request xlocks INEST or IDFT (§1.4)");
@@ -516,6 +556,9 @@ impl Locker {
 
     /// Runs (or re-runs, after a wake-up) a request as far as it can go.
     fn dispatch(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        if self.requests.get(&reqid).is_some_and(|m| m.peer_of.is_some()) {
+            return self.dispatch_peer(reqid);
+        }
         let Some(op) = self.ops.get(&reqid).cloned() else {
             return Ok(());
         };
@@ -672,6 +715,7 @@ impl Locker {
     pub(crate) fn cleanup_request(&mut self, reqid: ReqId) -> Result<(), LockerError> {
         self.mark_event(reqid, "cleaned up request");
         self.drop_locks(reqid)?;
+        self.release_peers(reqid)?;
         let m = self.mutation_mut(reqid)?;
         let waiting = m.waiting_on.take();
         let pins = std::mem::take(&mut m.auth_pins);
@@ -687,6 +731,10 @@ impl Locker {
         self.ops.remove(&reqid);
         self.replies.remove(&reqid);
         self.flock_waiting.remove(&reqid);
+        self.discover_missing.remove(&reqid);
+        for waiting in self.discovering.values_mut() {
+            waiting.retain(|r| *r != reqid);
+        }
         self.ready.retain(|r| *r != reqid);
         if let Some(s) = client.and_then(|c| self.sessions.get_mut(&c)) {
             s.requests.remove(&reqid);

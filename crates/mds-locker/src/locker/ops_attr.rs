@@ -33,7 +33,7 @@ impl Locker {
         if attrs.is_empty() {
             return self.reply_error(reqid, Errno::EINVAL);
         }
-        let target = match self.traverse_to_inode(reqid, path)? {
+        let target = match self.traverse_to_inode(reqid, path, true)? {
             Step::Done(t) => t,
             Step::Wait => return Ok(()),
             Step::Fail(e) => return self.reply_error(reqid, e),
@@ -113,7 +113,7 @@ impl Locker {
         if name.len() > XATTR_NAME_MAX {
             return self.reply_error(reqid, Errno::ENAMETOOLONG);
         }
-        let target = match self.traverse_to_inode(reqid, path)? {
+        let target = match self.traverse_to_inode(reqid, path, true)? {
             Step::Done(t) => t,
             Step::Wait => return Ok(()),
             Step::Fail(e) => return self.reply_error(reqid, e),

@@ -24,12 +24,15 @@ use super::server::{Step, Want};
 
 impl Locker {
     /// The inode a read-style path (`rdlock_path_pin_ref`, §5.1) resolves to.
+    /// With `want_auth` the request is forwarded to the target's auth rank unless that is
+    /// this rank (writes to the inode, §5.2).
     pub(crate) fn traverse_to_inode(
         &mut self,
         reqid: ReqId,
         path: &FilePath,
+        want_auth: bool,
     ) -> Result<Step<InodeId>, LockerError> {
-        match self.path_traverse(reqid, path, Want::default())? {
+        match self.path_traverse(reqid, path, Want { want_auth, ..Want::default() })? {
             Step::Done(t) => Ok(t.target.map_or(Step::Fail(Errno::ENOENT), Step::Done)),
             Step::Wait => Ok(Step::Wait),
             Step::Fail(e) => Ok(Step::Fail(e)),
@@ -40,13 +43,21 @@ impl Locker {
     /// dirfragtreelock and list every non-null entry in name order. Entries come without
     /// leases or caps (Ceph issues those lock-free; not modelled).
     pub(crate) fn handle_readdir(&mut self, reqid: ReqId, path: &FilePath) -> Result<(), LockerError> {
-        let dir = match self.traverse_to_inode(reqid, path)? {
+        let dir = match self.traverse_to_inode(reqid, path, false)? {
             Step::Done(d) => d,
             Step::Wait => return Ok(()),
             Step::Fail(e) => return self.reply_error(reqid, e),
         };
         if !self.cache.inode(dir).is_some_and(|n| n.is_dir()) {
             return self.reply_error(reqid, Errno::ENOTDIR);
+        }
+        // Only the dirfrag's auth has every entry (Ceph's try_open_auth_dirfrag): a replica
+        // holds just the dentries it discovered, so the listing is served there.
+        let me = self.cache.rank();
+        if let Some(a) =
+            self.cache.dirfrag_of_existing(dir).and_then(|f| self.cache.dirfrag_auth(f)).filter(|a| *a != me)
+        {
+            return self.forward_request(reqid, a);
         }
         let locks =
             [LockOp::rd(LockId::inode(dir, LockType::IFile)), LockOp::rd(LockId::inode(dir, LockType::IDft))];
@@ -94,7 +105,9 @@ impl Locker {
         directory: bool,
         mask: u32,
     ) -> Result<(), LockerError> {
-        let target = match self.traverse_to_inode(reqid, path)? {
+        // Every open goes to the inode's auth, which issues the caps. Ceph lets a replica
+        // serve a read-only open with a non-auth cap; cephlock does not model non-auth caps.
+        let target = match self.traverse_to_inode(reqid, path, true)? {
             Step::Done(t) => t,
             Step::Wait => return Ok(()),
             Step::Fail(e) => return self.reply_error(reqid, e),

@@ -9,10 +9,15 @@ use lock_sm::LockType;
 
 use crate::authority::replica_state_of;
 use crate::cache::Linkage;
+use crate::effects::ClientRequest;
 use crate::effects::Effect;
+use crate::effects::Errno;
 use crate::error::LockerError;
+use crate::ids::ReqId;
 use crate::ids::{DentryId, Ino, InodeId, LockId, ObjKey, ObjRef, Rank};
-use crate::message::{DentryLinkage, MdsMessage, ReplicaBundle, ReplicaObj};
+use crate::message::{DentryLinkage, Discover, DiscoverReply, MdsMessage, ReplicaBundle, ReplicaObj};
+
+use super::server::Step as Progress;
 
 use super::Locker;
 
@@ -26,6 +31,8 @@ impl Locker {
         tracing::debug!(rank = self.cache.rank(), from, kind = msg.kind(), "message");
         match msg {
             MdsMessage::Replicate(bundle) => self.apply_replicas(from, bundle),
+            MdsMessage::Discover(d) => self.handle_discover(from, d),
+            MdsMessage::DiscoverReply(r) => self.handle_discover_reply(from, r),
             MdsMessage::Lock(m) => self.handle_lock_message(from, m),
             MdsMessage::Peer(m) => self.handle_peer_message(from, m),
         }
@@ -88,6 +95,166 @@ impl Locker {
         }
         self.send(to, MdsMessage::Replicate(bundle));
         Ok(std::mem::take(&mut self.fx))
+    }
+
+    /// Whether a request waits for another rank (a discover reply, a peer's ack), rather than
+    /// on a lock.
+    pub fn waits_on_remote(&self, reqid: ReqId) -> bool {
+        self.discovering.values().any(|w| w.contains(&reqid))
+            || self.requests.get(&reqid).is_some_and(|m| !m.waiting_on_peer().is_empty())
+    }
+
+    /// Hands the request to rank `to` (Ceph's `request_forward`): the client re-sends it
+    /// there. Everything it holds here is dropped first.
+    pub(crate) fn forward_request(&mut self, reqid: ReqId, to: Rank) -> Result<(), LockerError> {
+        let op = self.ops.get(&reqid).cloned().ok_or(LockerError::UnknownRequest(reqid))?;
+        let Some(client) = self.mutation(reqid)?.client else {
+            return Err(LockerError::Precondition("the MDS's own mutations are never forwarded"));
+        };
+        tracing::debug!(rank = self.cache.rank(), %reqid, to, "forwarding request to its auth");
+        self.mark_event(reqid, "forwarding request");
+        self.stats.forwards += 1;
+        self.fx.push(Effect::Forward { to, request: ClientRequest { reqid, client, op } });
+        self.cleanup_request(reqid)
+    }
+
+    /// Path traversal met `dir`/`name` with no dentry in cache and a dirfrag this rank is not
+    /// the complete auth for: ask the dirfrag's auth (§5.1 discover) and wait, or fail with
+    /// ENOENT if a discover reply already said the name does not exist.
+    pub(crate) fn discover_dentry<T>(
+        &mut self,
+        reqid: ReqId,
+        dir: InodeId,
+        name: &str,
+    ) -> Result<Progress<T>, LockerError> {
+        let dir_ino = self.ino_of(dir);
+        if self.discover_missing.get(&reqid).is_some_and(|(d, n)| *d == dir_ino && n == name) {
+            self.discover_missing.remove(&reqid);
+            return Ok(Progress::Fail(Errno::ENOENT));
+        }
+        let frag = self.cache.inode(dir).and_then(|n| n.dirfrags().get(&0).copied());
+        let to = match frag.and_then(|f| self.cache.dirfrag_auth(f)) {
+            Some(a) => a,
+            None => self.cache.inode(dir).map(|n| n.auth()).unwrap_or(crate::cache::ROOT_RANK),
+        };
+        if to == self.cache.rank() {
+            // We are the auth and the frag is complete: the caller's miss is real.
+            return Ok(Progress::Fail(Errno::ENOENT));
+        }
+        let key = (dir_ino, name.to_string());
+        let waiting = self.discovering.entry(key).or_default();
+        let first = waiting.is_empty();
+        if !waiting.contains(&reqid) {
+            waiting.push(reqid);
+        }
+        if first {
+            self.send(to, MdsMessage::Discover(Discover { dir: dir_ino, name: name.to_string() }));
+        }
+        self.mark_event(reqid, "waiting for discover");
+        Ok(Progress::Wait)
+    }
+
+    /// The auth side of discover. A rank that is not the dirfrag's auth passes the question
+    /// on to the rank it believes is (the frag moved, or the asker guessed from the inode).
+    fn handle_discover(&mut self, from: Rank, d: Discover) -> Result<(), LockerError> {
+        let Some(dir) = self.cache.lookup_ino(d.dir) else {
+            tracing::debug!(from, dir = %d.dir, "discover for a directory not in cache; dropped");
+            return Ok(());
+        };
+        let frag = self.cache.dirfrag_of_existing(dir);
+        let frag_auth = frag.and_then(|f| self.cache.dirfrag_auth(f));
+        let me = self.cache.rank();
+        match frag_auth {
+            Some(a) if a != me => {
+                // Not ours: tell the asker what we know of the frag, then it will ask the auth.
+                let mut bundle = ReplicaBundle::default();
+                for fx in self.replicate_to(&ObjKey::Inode(d.dir), from)? {
+                    if let Effect::Send { msg: MdsMessage::Replicate(b), .. } = fx {
+                        bundle.objects.extend(b.objects);
+                    }
+                }
+                if let Some(x) = frag.and_then(|f| self.cache.dirfrag(f)) {
+                    bundle.objects.push(ReplicaObj::Dirfrag {
+                        dir: d.dir,
+                        frag: x.frag(),
+                        auth: a,
+                        fnode: *x.fnode(),
+                    });
+                }
+                self.send(
+                    from,
+                    MdsMessage::DiscoverReply(DiscoverReply {
+                        dir: d.dir,
+                        name: d.name,
+                        bundle,
+                        missing: false,
+                    }),
+                );
+                return Ok(());
+            }
+            None if self.cache.inode(dir).is_some_and(|n| n.auth() != me) => {
+                tracing::debug!(from, dir = %d.dir, "discover for a directory we are not auth for; dropped");
+                return Ok(());
+            }
+            _ => {}
+        }
+        let target = match self.cache.lookup_dentry(dir, &d.name) {
+            Some(dn) => match self.cache.dentry(dn).map(|x| x.linkage()) {
+                Some(Linkage::Primary(i)) => Some(ObjKey::Inode(self.ino_of(i))),
+                Some(_) => Some(ObjKey::Dentry { dir: d.dir, name: d.name.clone() }),
+                None => None,
+            },
+            None => None,
+        };
+        let missing = target.is_none()
+            || self
+                .cache
+                .lookup_dentry(dir, &d.name)
+                .and_then(|dn| self.cache.dentry(dn))
+                .is_some_and(|x| x.linkage() == Linkage::Null);
+        let mut bundle = ReplicaBundle::default();
+        let chain_target = target.unwrap_or(ObjKey::Inode(d.dir));
+        for fx in self.replicate_to(&chain_target, from)? {
+            if let Effect::Send { msg: MdsMessage::Replicate(b), .. } = fx {
+                bundle.objects.extend(b.objects);
+            }
+        }
+        // The dirfrag itself, if the asker lacks it.
+        if let Some(f) = self.cache.dirfrag_of_existing(dir)
+            && self.cache.dirfrag(f).is_some_and(|x| !x.replicas().contains(&from))
+        {
+            if let Some(x) = self.cache.dirfrag(f) {
+                bundle.objects.push(ReplicaObj::Dirfrag {
+                    dir: d.dir,
+                    frag: x.frag(),
+                    auth: x.auth(),
+                    fnode: *x.fnode(),
+                });
+            }
+            self.cache.add_dirfrag_replica(f, from);
+        }
+        self.send(
+            from,
+            MdsMessage::DiscoverReply(DiscoverReply { dir: d.dir, name: d.name, bundle, missing }),
+        );
+        Ok(())
+    }
+
+    /// The asker side: add the replicas, then retry the waiting requests (a missing name
+    /// fails them with ENOENT on retry).
+    fn handle_discover_reply(&mut self, from: Rank, r: DiscoverReply) -> Result<(), LockerError> {
+        self.apply_replicas(from, r.bundle)?;
+        let waiting = self.discovering.remove(&(r.dir, r.name.clone())).unwrap_or_default();
+        for reqid in waiting {
+            if !self.requests.contains_key(&reqid) {
+                continue;
+            }
+            if r.missing {
+                self.discover_missing.insert(reqid, (r.dir, r.name.clone()));
+            }
+            self.requeue(reqid);
+        }
+        Ok(())
     }
 
     fn replica_lock_states(&self, obj: ObjRef) -> Result<Vec<(u16, lock_sm::LockState)>, LockerError> {

@@ -52,6 +52,9 @@ pub(crate) struct Want {
     pub(crate) rdlock_authlock: bool,
     /// WANT_DENTRY: return the last dentry even if it is null (creating it if missing).
     pub(crate) want_dentry: bool,
+    /// `want_auth` (§5.2 `rdlock_path_pin_ref(want_auth)`): the target inode must be auth
+    /// here; otherwise the request is forwarded to its auth rank.
+    pub(crate) want_auth: bool,
 }
 
 /// The result of a traversal.
@@ -153,7 +156,29 @@ impl Locker {
             if name.len() > NAME_MAX {
                 return Ok(Step::Fail(Errno::ENAMETOOLONG));
             }
-            let dn = match self.cache.lookup_dentry(cur, name) {
+            let me = self.cache.rank();
+            let frag = self.cache.dirfrag_of_existing(cur);
+            let frag_auth = frag.and_then(|f| self.cache.dirfrag_auth(f));
+            let cached = self.cache.lookup_dentry(cur, name);
+            if cached.is_none() && !(frag_auth == Some(me) && frag.is_some_and(|f| self.frag_complete(f))) {
+                // Not ours to decide (§5.1): the dentry must be xlocked on its auth, so send
+                // the request there; a read asks the auth for a replica first.
+                if let (true, Some(a)) = (last && want.xlock_dentry, frag_auth)
+                    && a != me
+                {
+                    self.forward_request(reqid, a)?;
+                    return Ok(Step::Wait);
+                }
+                return self.discover_dentry(reqid, cur, name);
+            }
+            if let (true, Some(d)) = (last && want.xlock_dentry, cached) {
+                let auth = self.cache.auth_of(crate::ids::ObjRef::Dentry(d));
+                if let Some(a) = auth.filter(|a| *a != me) {
+                    self.forward_request(reqid, a)?;
+                    return Ok(Step::Wait);
+                }
+            }
+            let dn = match cached {
                 Some(d) => d,
                 // One complete, auth dirfrag per directory: a miss is real. Keep a null
                 // dentry only if the caller wants to lock it.
@@ -175,6 +200,11 @@ impl Locker {
                 return Ok(Step::Wait);
             }
             let linkage = self.visible_linkage(dn, reqid)?;
+            if linkage == Linkage::Null && self.cache.dentry(dn).is_some_and(|d| d.pending_primary.is_some()) {
+                // A replica dentry the auth linked (its lock data named the inode) to an
+                // inode this rank has no replica of: ask the auth for it (§5.1 discover).
+                return self.discover_dentry(reqid, cur, name);
+            }
             out.dir = Some(cur);
             out.dn = Some(dn);
             if last && want.want_dentry {
@@ -190,7 +220,20 @@ impl Locker {
                 Linkage::Primary(t) => t,
                 Linkage::Remote { ino, .. } => match self.cache.lookup_ino(ino) {
                     Some(t) => t,
-                    None => return Ok(Step::Fail(Errno::ENOENT)),
+                    None => {
+                        // A replica of a remote link whose target this rank has never seen:
+                        // Ceph opens the inode by number (open_remote_dentry). Not built;
+                        // the dentry's auth has the target in cache, so the request goes
+                        // there. On the auth itself a missing target is a dangling link.
+                        let me = self.cache.rank();
+                        if let Some(a) =
+                            self.cache.auth_of(crate::ids::ObjRef::Dentry(dn)).filter(|a| *a != me)
+                        {
+                            self.forward_request(reqid, a)?;
+                            return Ok(Step::Wait);
+                        }
+                        return Ok(Step::Fail(Errno::ENOENT));
+                    }
                 },
             };
             locks.push(LockOp::rd(LockId::inode(child, LockType::ISnap)));
@@ -200,7 +243,19 @@ impl Locker {
             cur = child;
             out.target = Some(child);
         }
+        if want.want_auth
+            && let Some(t) = out.target
+            && let Some(a) =
+                self.cache.auth_of(crate::ids::ObjRef::Inode(t)).filter(|a| *a != self.cache.rank())
+        {
+            self.forward_request(reqid, a)?;
+            return Ok(Step::Wait);
+        }
         Ok(Step::Done(out))
+    }
+
+    fn frag_complete(&self, f: crate::ids::DirfragId) -> bool {
+        self.cache.dirfrag(f).is_some_and(|x| x.is_complete())
     }
 
     /// Adds a negative dentry for a name the request is about to lock, remembering it so the
@@ -383,7 +438,7 @@ impl Locker {
         if self.cache.lookup_ino(path.base).is_some_and(|b| self.is_system_dir(b)) {
             return Ok(Step::Fail(Errno::EROFS));
         }
-        let want = Want { xlock_dentry: true, rdlock_authlock: create, want_dentry: true };
+        let want = Want { xlock_dentry: true, rdlock_authlock: create, want_dentry: true, want_auth: false };
         match self.path_traverse(reqid, path, want)? {
             Step::Done(Traversed { dir: Some(dir), dn: Some(dn), .. }) => {
                 if let Some(e) = self.dir_update_error(dir) {
@@ -611,6 +666,7 @@ impl Locker {
         let now = self.now_ms();
         let add = |v: u64| v.saturating_add_signed(delta);
         let frag = self.cache.dirfrag_of(dir);
+        let dir_is_auth = self.cache.inode(dir).is_some_and(|n| n.is_auth());
         let fnode =
             self.cache.project_fnode(frag, reqid).ok_or(LockerError::Precondition("dirfrag vanished"))?;
         match (is_dir, primary) {
@@ -629,6 +685,17 @@ impl Locker {
         fnode.fragstat.mtime_ms = now;
         fnode.fragstat.change_attr += 1;
         fnode.rstat.rctime_ms = now;
+        if !dir_is_auth {
+            // §4.13: the directory inode lives on another rank. Its dirstat and rstat are
+            // folded there, when the auth gathers this frag's stats through the scatterlocks
+            // (SYNCACK / LOCKACK carry them); here the frag only records its own change and
+            // marks both scatterlocks dirty so the change is gathered (and nudged).
+            self.note_projection(reqid, Projection::Fnode(frag))?;
+            for ty in [LockType::IFile, LockType::INest] {
+                self.lkm(LockId::inode(dir, ty))?.scatter.dirty = true;
+            }
+            return Ok(());
+        }
         fnode.accounted_fragstat = fnode.fragstat;
         fnode.accounted_rstat = fnode.rstat;
         let (fragstat, rstat) = (fnode.fragstat, fnode.rstat);

@@ -6,12 +6,16 @@
 //! completes it later, each time something that was being waited for goes away. Whether the
 //! gather is finished is `lock-sm`'s `gather_finished`; nothing here re-derives the tables.
 //!
-//! Single-rank scope: there are no replicas, so the replica messages of §4.10 (AC_SYNC,
-//! AC_LOCK, AC_MIX and their acks) are never needed, and scatter data is folded into the
-//! inode when it is written (one dirfrag, always auth), so locks are never dirty and no
-//! writebehind is started. The code keeps those steps' positions so multi-rank can fill them.
+//! Multi-rank: when the lock's object is replicated, the initiators message the replicas as
+//! the §4.12 "full protocol sequences" table says and put them in the gather set
+//! (`init_gather`); `eval_gather` cannot finish while that set is non-empty. A replica runs
+//! `eval_gather` too, for its own holders, and acknowledges to the auth when done (§4.9
+//! replica table). Scatter writebehind (§4.13) is out of scope: a dirty lock does not wait for
+//! a journaled fold (see `lock_msg` for what happens to the data instead).
 
-use lock_sm::{GatherState, LockState, LockType, gather_finished};
+use lock_sm::{GatherState, LockAction, LockState, LockType, gather_finished};
+
+use crate::authority::replica_state_of;
 
 use crate::error::LockerError;
 use crate::ids::LockId;
@@ -58,18 +62,52 @@ impl Locker {
             }
             return Ok(());
         }
+        let mut next = next;
         if is_auth {
-            // §4.9 auth steps 1–2 (MIX_LOCK's replica stage, dirty writebehind) do not arise on
-            // one rank; step 3:
-            self.lkm(id)?.scatter.flushed = false;
-            // Step 4: entering MIX starts the scatter (nothing to fold with one auth dirfrag)
-            // and satisfies a pending scatter request.
-            if matches!(
-                state,
-                LockState::TsynMix | LockState::SyncMix | LockState::ExclMix | LockState::XsynMix
-            ) {
-                self.lkm(id)?.scatter.scatter_wanted = false;
+            let replicated = self.lock_replicated(id);
+            // Step 1: MIX_LOCK's local stage is done; now the replicas' stage.
+            if state == LockState::MixLock && replicated {
+                self.send_lock_to_replicas(id, LockAction::Lock, false)?;
+                self.init_gather(id)?;
+                self.set_state(id, LockState::MixLock2)?;
+                if need_issue {
+                    self.request_issue(id);
+                }
+                return Ok(());
             }
+            // Step 2 (writebehind of dirty scattered data) is out of scope: the data the
+            // replicas sent is already stored on our dirfrag replicas, so tell them it is
+            // "flushed" at once.
+            if replicated
+                && self.lk(id)?.scatter_flags().dirty
+                && matches!(state, LockState::MixLock | LockState::MixLock2 | LockState::MixExcl)
+            {
+                self.send_lock_to_replicas(id, LockAction::LockFlushed, false)?;
+            }
+            // Step 3.
+            self.lkm(id)?.scatter.flushed = false;
+            // Step 4: entering MIX starts the scatter (nothing to fold with one auth dirfrag),
+            // hands the replicas the data, and satisfies a pending scatter request; entering
+            // SYNC hands the replicas the data.
+            match state {
+                LockState::TsynMix | LockState::SyncMix | LockState::ExclMix | LockState::XsynMix => {
+                    if replicated {
+                        self.send_lock_to_replicas(id, LockAction::Mix, true)?;
+                    }
+                    self.lkm(id)?.scatter.scatter_wanted = false;
+                }
+                LockState::Xlock | LockState::XlockDone if next == LockState::Sync && replicated => {
+                    self.send_lock_to_replicas(id, LockAction::Sync, true)?;
+                }
+                LockState::ExclSync | LockState::LockSync | LockState::MixSync | LockState::XsynSync
+                    if replicated =>
+                {
+                    self.send_lock_to_replicas(id, LockAction::Sync, true)?;
+                }
+                _ => {}
+            }
+        } else {
+            next = self.replica_gather_done(id, state)?;
         }
         self.set_state(id, next)?;
         if cap_bearing
@@ -80,11 +118,16 @@ impl Locker {
         {
             need_issue = true;
         }
+        let woke = self.lk(id)?.is_waiter_for(WAIT_STABLE | WAIT_WR | WAIT_RD | WAIT_XLOCK);
         self.wake(id, WAIT_STABLE | WAIT_WR | WAIT_RD | WAIT_XLOCK)?;
         if cap_bearing {
             need_issue = true;
         }
-        if is_auth && self.lk(id)?.is_stable() {
+        // Deviation (multi-rank): on a replicated lock, requests just woken get the first go
+        // at the new state; re-evaluating now could move it away before they retry (e.g.
+        // LOCK → SYNC under a woken wrlock request), and each such bounce costs the replicas
+        // a round trip, forever. Their own release re-evaluates the lock.
+        if is_auth && self.lk(id)?.is_stable() && !(woke && self.lock_replicated(id)) {
             self.try_eval(id)?;
         }
         if need_issue {
@@ -105,7 +148,7 @@ impl Locker {
     }
 
     /// Asks every lease holder to give its dentry lease back (§4.15).
-    fn revoke_client_leases(&mut self, id: LockId) -> Result<u32, LockerError> {
+    pub(crate) fn revoke_client_leases(&mut self, id: LockId) -> Result<u32, LockerError> {
         let holders: Vec<_> = self.lk(id)?.leases().keys().copied().collect();
         if holders.is_empty() {
             return Ok(0);
@@ -143,10 +186,19 @@ impl Locker {
                 // The wrlock holders finish only when their journal entries are safe.
                 self.need_flush = true;
             }
+            if old == LockState::Mix && self.lock_replicated(id) {
+                // The replicas may hold wrlocks and scattered data: gather their SYNCACKs.
+                self.send_lock_to_replicas(id, LockAction::Sync, false)?;
+                self.init_gather(id)?;
+                gather += 1;
+            }
             gather += self.gather_caps(id)?;
             if gather > 0 {
                 return Ok(false);
             }
+        }
+        if self.lock_replicated(id) {
+            self.send_lock_to_replicas(id, LockAction::Sync, true)?;
         }
         self.set_state(id, LockState::Sync)?;
         self.wake(id, WAIT_RD | WAIT_STABLE)?;
@@ -177,9 +229,19 @@ impl Locker {
             gather += 1;
         }
         gather += self.gather_caps(id)?;
-        if mid == LockState::MixLock {
-            // Unreplicated: no replica stage to defer, go straight to the second stage.
-            self.set_state(id, LockState::MixLock2)?;
+        let replicated = self.lock_replicated(id);
+        if mid == LockState::MixLock && replicated && gather > 0 {
+            // The replicas' stage waits for the local one (§4.9 auth step 1): they keep
+            // their wrlocks until we are drained.
+        } else {
+            if mid == LockState::MixLock {
+                self.set_state(id, LockState::MixLock2)?;
+            }
+            if replicated && replica_state_of(id.ty.machine(), old) != LockState::Lock {
+                self.send_lock_to_replicas(id, LockAction::Lock, false)?;
+                self.init_gather(id)?;
+                gather += 1;
+            }
         }
         if gather == 0 {
             self.set_state(id, LockState::Lock)?;
@@ -200,6 +262,11 @@ impl Locker {
         self.set_state(id, mid)?;
         let lock = self.lk(id)?;
         let mut gather = u32::from(lock.is_rdlocked()) + u32::from(lock.is_wrlocked());
+        if mid == LockState::SyncExcl && self.lock_replicated(id) {
+            self.send_lock_to_replicas(id, LockAction::Lock, false)?;
+            self.init_gather(id)?;
+            gather += 1;
+        }
         gather += self.gather_caps(id)?;
         if gather == 0 {
             self.set_state(id, LockState::Excl)?;
@@ -244,6 +311,12 @@ impl Locker {
         };
         self.set_state(id, mid)?;
         let mut gather = u32::from(self.lk(id)?.is_rdlocked());
+        if mid == LockState::SyncMix && self.lock_replicated(id) {
+            // Replicas drain their rdlocks first; the data follows at completion.
+            self.send_lock_to_replicas(id, LockAction::Mix, false)?;
+            self.init_gather(id)?;
+            gather += 1;
+        }
         gather += self.revoke_client_leases(id)?;
         gather += self.gather_caps(id)?;
         if gather == 0 {
@@ -254,6 +327,9 @@ impl Locker {
 
     /// The no-gather tail of `scatter_mix`: `start_scatter`, MIX, issue caps.
     fn finish_scatter_mix(&mut self, id: LockId) -> Result<(), LockerError> {
+        if self.lock_replicated(id) {
+            self.send_lock_to_replicas(id, LockAction::Mix, true)?;
+        }
         self.set_state(id, LockState::Mix)?;
         self.lkm(id)?.scatter.scatter_wanted = false;
         if id.ty.is_cap_bearing() {
@@ -275,6 +351,11 @@ impl Locker {
         self.set_state(id, mid)?;
         let lock = self.lk(id)?;
         let mut gather = u32::from(lock.is_rdlocked()) + u32::from(lock.is_wrlocked());
+        if matches!(mid, LockState::SyncExcl | LockState::MixExcl) && self.lock_replicated(id) {
+            self.send_lock_to_replicas(id, LockAction::Lock, false)?;
+            self.init_gather(id)?;
+            gather += 1;
+        }
         gather += self.revoke_client_leases(id)?;
         gather += self.gather_caps(id)?;
         if gather == 0 {

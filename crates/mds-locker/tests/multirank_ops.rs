@@ -1,0 +1,126 @@
+//! Namespace operations across ranks: discover on traversal and forwarding to the auth rank
+//! (mds spec §5.1, §5.2 multi-MDS notes, §4.13 for the parent's stats).
+
+use lock_sm::LockType;
+use mds_locker::cluster::{Cluster, Output};
+use mds_locker::{
+    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op,
+    ReqId, SetAttr,
+};
+
+/// Sends a request to `rank`, answers every cap revoke at once (a cooperative client), and
+/// returns the safe reply's result and everything the cluster did meanwhile.
+fn run(c: &mut Cluster, rank: u32, reqid: u64, client: u64, op: Op) -> (Result<Option<Ino>, Errno>, Vec<Output>) {
+    if !c.rank(rank).sessions().any(|s| s.client() == client) {
+        c.handle(rank, Event::SessionOpen { client }).unwrap();
+    }
+    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        c.settle().unwrap();
+        let batch = c.take_outputs();
+        let revokes: Vec<_> = batch
+            .iter()
+            .filter_map(|o| match &o.effect {
+                Effect::Cap(m) if m.op == CapOp::Revoke => Some((o.rank, *m)),
+                _ => None,
+            })
+            .collect();
+        out.extend(batch);
+        if revokes.is_empty() {
+            break;
+        }
+        for (r, m) in revokes {
+            let ack = ClientCapMessage {
+                client: m.client,
+                ino: m.ino,
+                op: ClientCapOp::Update,
+                seq: m.seq,
+                caps: m.caps,
+                wanted: m.wanted,
+            };
+            c.handle(r, Event::ClientCaps(ack)).unwrap();
+        }
+    }
+    let result = out
+        .iter()
+        .find_map(|o| match &o.effect {
+            Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("request {reqid} got no safe reply: {out:#?}"));
+    (result, out)
+}
+
+fn path(p: &str) -> FilePath {
+    FilePath::new(Ino::ROOT, p)
+}
+
+fn forwarded_to(out: &[Output], reqid: u64) -> Vec<u32> {
+    out.iter()
+        .filter_map(|o| match &o.effect {
+            Effect::Forward { to, request } if request.reqid == ReqId(reqid) => Some(*to),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Two ranks; `/a` is pinned to rank 1 (its dirfrag is a subtree root there).
+fn two_ranks_with_pinned_a() -> (Cluster, Ino) {
+    let mut c = Cluster::new(2, LockerConfig::default());
+    let (a, _) = run(&mut c, 0, 1, 1, Op::Mkdir { path: path("a"), mode: 0o755 });
+    let a = a.unwrap().unwrap();
+    c.pin_empty_dir(a, 1).unwrap();
+    (c, a)
+}
+
+#[test]
+fn mkdir_in_a_pinned_dir_is_forwarded_to_the_dirfrag_auth() {
+    let (mut c, a) = two_ranks_with_pinned_a();
+    let (r, out) = run(&mut c, 0, 2, 1, Op::Mkdir { path: path("a/x"), mode: 0o755 });
+    let x = r.unwrap().unwrap();
+    assert_eq!(forwarded_to(&out, 2), vec![1]);
+    // The new inode comes from rank 1's range and is auth there.
+    assert!(x.0 >= mds_locker::cache::ino_range_start(1));
+    let r1 = c.rank(1).cache();
+    let xi = r1.lookup_ino(x).unwrap();
+    assert!(r1.inode(xi).unwrap().is_auth());
+    // The parent inode stays on rank 0; rank 1's frag counts the entry (§4.13).
+    let f = r1.resolve_dirfrag(a, 0).unwrap();
+    assert_eq!(r1.dirfrag(f).unwrap().fnode().fragstat.nsubdirs, 1);
+    assert!(mds_locker::invariants::check_all(c.rank(0)).is_ok());
+    assert!(mds_locker::invariants::check_all(c.rank(1)).is_ok());
+}
+
+#[test]
+fn getattr_on_another_ranks_entry_discovers_it() {
+    let (mut c, _a) = two_ranks_with_pinned_a();
+    let (x, _) = run(&mut c, 1, 2, 1, Op::Mkdir { path: path("a/x"), mode: 0o755 });
+    let x = x.unwrap().unwrap();
+    assert!(c.rank(0).cache().lookup_ino(x).is_none());
+    let (r, out) = run(&mut c, 0, 3, 2, Op::Getattr { path: path("a/x"), mask: 0 });
+    assert_eq!(r, Ok(Some(x)));
+    assert!(forwarded_to(&out, 3).is_empty(), "a read is served by a replica, not forwarded");
+    assert!(c.delivered().get("discover").copied().unwrap_or(0) >= 1);
+    let r0 = c.rank(0).cache();
+    let xi = r0.lookup_ino(x).expect("rank 0 now has a replica of x");
+    assert!(!r0.inode(xi).unwrap().is_auth());
+    // A name that does not exist on the auth is ENOENT, and leaves no dentry behind.
+    let (r, _) = run(&mut c, 0, 4, 2, Op::Getattr { path: path("a/nope"), mask: 0 });
+    assert_eq!(r, Err(Errno::ENOENT));
+}
+
+#[test]
+fn setattr_is_forwarded_to_the_inode_auth() {
+    let (mut c, _a) = two_ranks_with_pinned_a();
+    let (x, _) = run(&mut c, 1, 2, 1, Op::Create { path: path("a/f"), mode: 0o644, excl: true, file_mode: 1 });
+    let f = x.unwrap().unwrap();
+    let attrs = SetAttr { mode: Some(0o600), ..SetAttr::default() };
+    let (r, out) = run(&mut c, 0, 3, 2, Op::Setattr { path: path("a/f"), attrs });
+    assert_eq!(r, Ok(Some(f)));
+    assert_eq!(forwarded_to(&out, 3), vec![1]);
+    let r1 = c.rank(1).cache();
+    let fi = r1.lookup_ino(f).unwrap();
+    assert_eq!(r1.inode(fi).unwrap().data().mode & 0o7777, 0o600);
+    let _ = LockType::IAuth;
+}
