@@ -19,6 +19,7 @@ mod locks;
 mod ops_attr;
 mod ops_link;
 mod ops_read;
+mod replay;
 mod server;
 mod transitions;
 
@@ -619,6 +620,7 @@ impl Locker {
                 }
             }
         }
+        self.cap_flush_committed(reqid)?;
         self.drop_non_rdlocks(reqid)?;
         let (result, data) = self.replies.remove(&reqid).unwrap_or((Ok(None), ReplyData::None));
         self.send_safe_reply(reqid, result, data)?;
