@@ -12,4 +12,6 @@ for m in simplelock scatterlock filelock locallock; do
   "$bin" sm diagram "$m" --format mermaid > "docs/diagrams/$m.mmd"
   dot -Tsvg "docs/diagrams/$m.dot" -o "docs/diagrams/$m.svg"
 done
-echo "render-diagrams: wrote docs/diagrams/{simplelock,scatterlock,filelock,locallock}.{dot,mmd,svg}"
+# The architecture picture is drawn by hand (architecture.dot); only its SVG is generated.
+dot -Tsvg docs/diagrams/architecture.dot -o docs/diagrams/architecture.svg
+echo "render-diagrams: wrote docs/diagrams/{simplelock,scatterlock,filelock,locallock}.{dot,mmd,svg} and architecture.svg"

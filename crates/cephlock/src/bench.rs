@@ -4,9 +4,12 @@
 //! Each workload is its own module with its own arguments; this file holds what they share:
 //! the common options, latency summaries from HdrHistogram, the progress bar (drawn only when
 //! stderr is a terminal, so that piped or captured runs stay clean), and scratch directories.
-//! Workloads so far: `journal` and `rbd-pingpong`; the others join as their crates land.
+//! Workloads so far: `journal`, `rbd-pingpong`, `rbd-snap-forward`, `mds-create` and
+//! `mds-stat`.
 
 mod journal;
+mod mds_create;
+mod mds_stat;
 mod rbd_pingpong;
 mod rbd_snap_forward;
 
@@ -27,6 +30,14 @@ pub(crate) enum BenchCommand {
     /// MDS journal: events/s and wait_safe latency with group commit vs fdatasync per entry.
     #[command(after_long_help = journal::JSON_SHAPE)]
     Journal(journal::JournalBenchArgs),
+    /// MDS, one rank: creates/s by N clients in private directories vs one shared directory,
+    /// journal in memory vs on the local-directory device, against one uncontended client.
+    #[command(name = "mds-create", after_long_help = mds_create::JSON_SHAPE)]
+    MdsCreate(mds_create::MdsCreateArgs),
+    /// MDS, one rank: stats/s of many readers of one file with and without one writer whose
+    /// setattrs force SYNC→LOCK→SYNC and cap revocations.
+    #[command(name = "mds-stat", after_long_help = mds_stat::JSON_SHAPE)]
+    MdsStat(mds_stat::MdsStatArgs),
     /// RBD exclusive lock: cooperative hand-overs/s and hand-over latency between clients.
     #[command(name = "rbd-pingpong", after_long_help = rbd_pingpong::JSON_SHAPE)]
     RbdPingpong(rbd_pingpong::PingpongArgs),
@@ -67,6 +78,8 @@ fn parse_duration(s: &str) -> Result<f64, String> {
 pub(crate) fn run(cmd: &BenchCommand, out: &mut dyn std::io::Write) -> Result<(), CliError> {
     match cmd {
         BenchCommand::Journal(args) => journal::run(args, out),
+        BenchCommand::MdsCreate(args) => mds_create::run(args, out),
+        BenchCommand::MdsStat(args) => mds_stat::run(args, out),
         BenchCommand::RbdPingpong(args) => rbd_pingpong::run(args, out),
         BenchCommand::RbdSnapForward(args) => rbd_snap_forward::run(args, out),
     }

@@ -1,5 +1,11 @@
-//! `cephlock journal`: look at, repair and stress an MDS journal kept in a local directory,
-//! modelled on `cephfs-journal-tool` (mds §6.4–§6.6).
+//! `cephlock journal`: look at, repair and stress an MDS journal, modelled on
+//! `cephfs-journal-tool` (mds §6.4–§6.6).
+//!
+//! The journal lives either in a local directory (`--dir`, one file per object) or, as Ceph keeps
+//! it, in a pool of a real cluster (`--conf FILE --pool P`, the file system's metadata pool; needs
+//! the `ceph` cargo feature). Both hold the same objects under the same names (`<ino hex>.<8
+//! hex>`, rank N's journal being inode 0x200 + N, its header `<ino>.00000000`), so every command
+//! works the same on either: the device is the only difference.
 //!
 //! Everything here is a thin layer over `mds_journal::tool`; the library does the reading and
 //! the checking, this module parses arguments, picks the output format and turns failures into
@@ -8,28 +14,31 @@
 //!
 //! Exit status follows `cephfs-journal-tool`: a command that could read the journal exits 0 and
 //! reports what it found, damage included (`inspect` prints "torn tail" or "DAMAGED" and still
-//! exits 0); it exits non-zero only when it could not do its job (no such directory, no
+//! exits 0); it exits non-zero only when it could not do its job (no such directory or pool, no
 //! journal header, an unusable layout, a device error, bad arguments). Scripts decide on damage
 //! from `integrity.status` in the JSON output.
 
+#[cfg(feature = "ceph")]
+mod cluster;
+mod device;
 mod write_test;
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use clap::{Args, Subcommand, ValueEnum};
 use mds_journal::metablob::{dir_state, full_state};
 use mds_journal::tool::{self, EventFilter, EventListing, Inspection, Integrity};
 use mds_journal::{
-    CEPH_NOSNAP, DirDevice, DirFrag, EUpdate, EventType, FileLayout, FullDentry, HEADER_FIELDS, Inode,
-    InodeNo, JournalDevice, JournalError, JournalHeader, LogEvent, MetaBlob, MetaReqId,
+    CEPH_NOSNAP, DirFrag, EUpdate, EventType, FileLayout, FullDentry, HEADER_FIELDS, Inode, InodeNo,
+    JournalHeader, LogEvent, MetaBlob, MetaReqId,
 };
 use rados_store::{EntityName, UTime};
 use serde::Serialize;
 
+use self::device::{Opened, Place, Target};
 use crate::CliError;
 
 pub(crate) use write_test::WriteTestArgs;
@@ -39,8 +48,17 @@ pub(crate) use write_test::WriteTestArgs;
 const JSON_SHAPES: &str = "\
 EXIT STATUS
   0 when the journal could be read, even if it is damaged (as cephfs-journal-tool): read
-  integrity.status. Non-zero, with one line on stderr, when it could not (missing directory or
-  header, unusable layout, device error, bad arguments).
+  integrity.status. Non-zero, with one line on stderr, when it could not (missing directory,
+  pool or header, unusable layout, device error, unreachable cluster, bad arguments).
+
+DEVICES
+  --dir DIR: one file per object in DIR. --conf FILE --pool P (build with the `ceph` feature):
+  the objects in pool P (default namespace) of the cluster FILE describes, where an MDS keeps
+  its journal. Either way rank N's journal is inode 0x200+N in objects <ino hex>.<8 hex>, the
+  header in <ino hex>.00000000; a journal a command creates records the pool's id in its
+  layout (-1 for a directory). On a cluster write-test first prints, on stderr,
+  \"write-test: writing as client.<gid> addr <addr>\": after killing it, fence <addr> with
+  `ceph osd blocklist add` before replaying, as the monitors fence a failed MDS.
 
 JSON OUTPUT (--format json; positions are stream offsets as plain integers)
   header:     {\"magic\": str, \"trimmed_pos\": u64, \"expire_pos\": u64, \"unused\": u64,
@@ -60,22 +78,32 @@ JSON OUTPUT (--format json; positions are stream offsets as plain integers)
                \"end\": u64}
   reset:      header (after the reset)
   truncate:   header (after the cut)
-  write-test: {\"rank\": u32, \"dir\": str, \"first_seq\": u64, \"events\": u64,
-               \"submitters\": u64, \"event_bytes\": u64, \"seconds\": f64, \"events_per_s\": f64,
-               \"replayed_events\": u64, \"torn_tail\": {\"at\": u64, \"end\": u64,
-               \"reason\": str}|null, \"write_pos\": u64}
+  write-test: {\"rank\": u32, \"dir\": str|null, \"pool\": str|null (one of the two),
+               \"first_seq\": u64, \"events\": u64, \"submitters\": u64, \"event_bytes\": u64,
+               \"seconds\": f64, \"events_per_s\": f64, \"replayed_events\": u64,
+               \"torn_tail\": {\"at\": u64, \"end\": u64, \"reason\": str}|null, \"write_pos\": u64}
   write-test events are EUpdates with op_type \"write_test\" whose reqid.tid is the sequence
   number (reqid.name client.<4100 + submitter>); the inode journaled is 0x10000000000 + seq
   (under metablob.dirs[0][1].full[0] for events of 758 bytes or more, as a create of
   wt.<seq, 20 digits>; under metablob.roots[0] below that).";
 
-/// `cephlock journal [--dir DIR] [--rank N] <command>`.
+/// `cephlock journal (--dir DIR | --conf FILE --pool P) [--rank N] <command>`.
 #[derive(Args, Debug)]
 #[command(after_long_help = JSON_SHAPES)]
 pub(crate) struct JournalArgs {
-    /// The directory holding the journal objects (the local-directory device). Required.
+    /// The directory holding the journal objects (the local-directory device). This or --conf.
     #[arg(long, global = true, value_name = "DIR")]
     dir: Option<PathBuf>,
+    /// A cluster's ceph.conf: use the journal objects in --pool of that cluster instead of a
+    /// directory (needs a build with the `ceph` feature). This or --dir.
+    #[arg(long, short = 'c', global = true, value_name = "FILE")]
+    conf: Option<PathBuf>,
+    /// With --conf: the pool holding the journal (the file system's metadata pool).
+    #[arg(long, short = 'p', global = true, value_name = "POOL")]
+    pool: Option<String>,
+    /// With --conf: the client id to authenticate as (`client.<ID>`; default admin).
+    #[arg(long, global = true, value_name = "ID")]
+    id: Option<String>,
     /// The MDS rank whose journal (inode 0x200 + rank) to use.
     #[arg(long, global = true, default_value_t = 0, value_name = "N")]
     rank: u32,
@@ -248,35 +276,48 @@ fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
         .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))
 }
 
-fn required_dir(args: &JournalArgs) -> Result<&Path, CliError> {
-    args.dir.as_deref().ok_or_else(|| CliError::Usage("journal: --dir DIR is required".into()))
-}
-
-/// Opens the device of an existing directory. Only `write-test` creates directories: a typo in
-/// `--dir` for `inspect` should say so, not inspect a fresh empty directory.
-fn existing_device(dir: &Path) -> Result<Arc<dyn JournalDevice>, CliError> {
-    if !dir.is_dir() {
-        return Err(CliError::Usage(format!("journal directory {} does not exist", dir.display())));
-    }
-    let dev = DirDevice::open(dir).map_err(JournalError::from)?;
-    Ok(Arc::new(dev))
-}
-
 pub(crate) fn run(args: &JournalArgs, out: &mut dyn Write) -> Result<(), CliError> {
-    let dir = required_dir(args)?;
+    let target = Target::from_args(args)?;
     let rank = args.rank;
-    if let JournalCommand::WriteTest(wt) = &args.command {
-        return write_test::run(dir, rank, wt, out);
+    let write_test = matches!(args.command, JournalCommand::WriteTest(_));
+    // write-test's submitters run in parallel; librados completions are awaited on blocking
+    // threads, and a lookup of a pool name may use `block_in_place`, which needs workers.
+    let rt = if write_test || target.is_cluster() { multi_thread_runtime()? } else { runtime()? };
+    let opened = rt.block_on(device::open(&target, write_test))?;
+    let result = run_on(&rt, &opened, rank, &args.command, out);
+    // The device holds the cluster connection, whose shutdown blocks for a moment: let it
+    // happen here, after the command, rather than inside a runtime worker.
+    drop(opened);
+    result
+}
+
+/// A runtime with two workers, for commands that overlap device I/O.
+fn multi_thread_runtime() -> Result<tokio::runtime::Runtime, CliError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))
+}
+
+fn run_on(
+    rt: &tokio::runtime::Runtime,
+    opened: &Opened,
+    rank: u32,
+    command: &JournalCommand,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
+    if let JournalCommand::WriteTest(wt) = command {
+        return write_test::run(rt, opened, rank, wt, out);
     }
-    let dev = existing_device(dir)?;
-    let rt = runtime()?;
+    let dev = &opened.dev;
     let dev_ref = dev.as_ref();
-    match &args.command {
+    match command {
         JournalCommand::Inspect(f) => {
             let insp = rt.block_on(tool::inspect(dev_ref, rank))?;
             match f.format {
                 Format::Json => json(out, &insp)?,
-                Format::Text => inspect_text(out, dir, &insp)?,
+                Format::Text => inspect_text(out, &opened.place, &insp)?,
             }
         }
         JournalCommand::Header(HeaderCommand::Get(a)) => {
@@ -349,7 +390,7 @@ pub(crate) fn run(args: &JournalArgs, out: &mut dyn Write) -> Result<(), CliErro
             }
         }
         JournalCommand::Reset(f) => {
-            let h = rt.block_on(tool::reset(dev.clone(), rank, FileLayout::default()))?;
+            let h = rt.block_on(tool::reset(dev.clone(), rank, opened.layout(FileLayout::default())))?;
             match f.format {
                 Format::Json => json(out, &h)?,
                 Format::Text => writeln!(
@@ -400,15 +441,9 @@ fn header_text(out: &mut dyn Write, h: &JournalHeader) -> Result<(), CliError> {
     Ok(())
 }
 
-fn inspect_text(out: &mut dyn Write, dir: &Path, i: &Inspection) -> Result<(), CliError> {
+fn inspect_text(out: &mut dyn Write, place: &Place, i: &Inspection) -> Result<(), CliError> {
     let h = &i.header;
-    writeln!(
-        out,
-        "journal of rank {} (inode {}) in {}",
-        i.rank,
-        InodeNo::journal_of_rank(i.rank),
-        dir.display()
-    )?;
+    writeln!(out, "journal of rank {} (inode {}) in {}", i.rank, InodeNo::journal_of_rank(i.rank), place)?;
     writeln!(
         out,
         "header: trimmed_pos {:#x}, expire_pos {:#x}, write_pos {:#x}, stream_format {}",

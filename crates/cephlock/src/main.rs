@@ -31,7 +31,7 @@ enum Command {
     /// Inspect the MDS lock state machines: export the tables, show them, draw them.
     #[command(subcommand)]
     Sm(sm::SmCommand),
-    /// Inspect, repair and stress an MDS journal in a local directory (like cephfs-journal-tool).
+    /// Inspect, repair and stress an MDS journal in a local directory or a cluster pool (like cephfs-journal-tool).
     Journal(journal::JournalArgs),
     /// Measure a workload and print a table or JSON.
     #[command(subcommand)]

@@ -115,7 +115,10 @@ fn demo_runs() {
     let out = cephlock(&["demo", "--json"]);
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("valid JSON");
-    assert!(v["xlock_walk"].as_array().is_some_and(|a| !a.is_empty()));
+    let stories = v["stories"].as_array().expect("stories");
+    let mds = stories.iter().find(|s| s["story"] == "mds").expect("the MDS story");
+    assert!(mds["xlock_walk"].as_array().is_some_and(|a| !a.is_empty()));
+    assert!(v.get("xlock_walk").is_none(), "the walk lives under the MDS story only");
 }
 
 /// rbd spec §3.5: a cooperative hand-over costs REQUEST_LOCK, RELEASED_LOCK and ACQUIRED_LOCK,

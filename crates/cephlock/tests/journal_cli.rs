@@ -418,6 +418,60 @@ fn bad_arguments_give_one_line_errors() {
     assert_eq!(journal_json(&dir, &["inspect", "--format", "json"])["integrity"]["status"], "ok");
 }
 
+/// `--conf FILE --pool P` picks a cluster's metadata pool instead of a directory: exactly one of
+/// the two devices, each with its own options; one line and a non-zero exit otherwise. A build
+/// without the `ceph` feature says that it cannot reach a cluster (and touches nothing, not even
+/// the ack log); a build with it says that it could not connect to the cluster named.
+#[test]
+fn conf_selects_a_cluster_device_and_says_when_it_cannot() {
+    let base = Scratch::new("conf");
+    let dir = journal_with_events(&base, 2, 512);
+    let d = dir.to_str().unwrap();
+    let ack = base.join("never-created");
+    let a = ack.to_str().unwrap();
+    let conf = "/nonexistent-cephlock-test/ceph.conf";
+    let cluster_cmds: [&[&str]; 4] = [
+        &["journal", "--conf", conf, "--pool", "cephfs_metadata", "inspect"],
+        &["journal", "-c", conf, "-p", "cephfs_metadata", "--rank", "2", "header", "get"],
+        &["journal", "--conf", conf, "--pool", "m", "reset"],
+        &["journal", "--conf", conf, "--pool", "m", "write-test", "--events", "1", "--ack-log", a],
+    ];
+    for args in cluster_cmds {
+        let out = cephlock(args);
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert_eq!(err.lines().count(), 1, "{args:?} printed: {err}");
+        assert!(err.starts_with("cephlock: error: "), "{args:?} printed: {err}");
+        if cfg!(feature = "ceph") {
+            assert!(err.contains("cannot connect to the cluster"), "{args:?} printed: {err}");
+        } else {
+            assert!(err.contains("without the `ceph` feature"), "{args:?} printed: {err}");
+            assert!(err.contains("--features ceph"), "{args:?} says how to get a build: {err}");
+        }
+        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout");
+    }
+    assert!(!ack.exists(), "write-test opens the ack log only once it has a device");
+    for (args, why) in [
+        (&["journal", "--dir", d, "--conf", conf, "--pool", "m", "inspect"][..], "not both"),
+        (&["journal", "--conf", conf, "inspect"], "needs --pool"),
+        (&["journal", "--dir", d, "--pool", "m", "inspect"], "go with --conf"),
+        (&["journal", "--dir", d, "--id", "admin", "inspect"], "go with --conf"),
+        (&["journal", "--pool", "m", "inspect"], "is required"),
+    ] {
+        let out = cephlock(args);
+        let err = String::from_utf8(out.stderr).expect("utf-8");
+        assert!(!out.status.success(), "{args:?} should fail");
+        assert_eq!(err.lines().count(), 1, "{args:?} printed: {err}");
+        assert!(
+            err.starts_with("cephlock: error: journal: ") && err.contains(why),
+            "{args:?} printed: {err}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout");
+    }
+    // The directory device is untouched by all of the above.
+    assert_eq!(journal_json(&dir, &["inspect", "--format", "json"])["integrity"]["status"], "ok");
+}
+
 #[test]
 fn bench_journal_json_has_the_documented_shape() {
     let base = Scratch::new("bench");

@@ -121,6 +121,19 @@ pub struct CompletedRequest {
     pub data: ReplyData,
 }
 
+/// A cap flush whose journal entry is not yet safe: the FLUSH_ACK it is owed (§4.14).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PendingFlush {
+    /// The inode flushed.
+    pub ino: Ino,
+    /// The client's flush id.
+    pub tid: u64,
+    /// The dirty bits the flush carried.
+    pub dirty: u32,
+    /// The seq of the client's flush message, echoed in the ack.
+    pub seq: u64,
+}
+
 /// A client session (§4.14): the unit of liveness. A session that stops answering revokes is
 /// evicted, and its caps, leases and requests go with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +143,11 @@ pub struct Session {
     pub(crate) caps: BTreeSet<InodeId>,
     pub(crate) requests: BTreeSet<ReqId>,
     pub(crate) completed: BTreeMap<ReqId, CompletedRequest>,
+    /// Cap flushes being journaled, by the internal mutation that journals each.
+    pub(crate) flushing: BTreeMap<ReqId, PendingFlush>,
+    /// Flush tids already acknowledged, so a re-sent flush is acked, not journaled again
+    /// (Ceph's `completed_flushes`).
+    pub(crate) completed_flushes: BTreeSet<u64>,
 }
 
 impl Session {
@@ -140,6 +158,27 @@ impl Session {
             caps: BTreeSet::new(),
             requests: BTreeSet::new(),
             completed: BTreeMap::new(),
+            flushing: BTreeMap::new(),
+            completed_flushes: BTreeSet::new(),
+        }
+    }
+
+    /// Cap flushes whose journal entry is not safe yet, by internal mutation id.
+    pub fn flushing(&self) -> &BTreeMap<ReqId, PendingFlush> {
+        &self.flushing
+    }
+
+    /// Whether the flush `tid` was already acknowledged.
+    pub fn flush_completed(&self, tid: u64) -> bool {
+        self.completed_flushes.contains(&tid)
+    }
+
+    /// Records an acknowledged flush tid, forgetting the oldest beyond `max` (the bound stands
+    /// in for Ceph's trimming by the client's oldest flush tid, which messages here lack).
+    pub(crate) fn add_completed_flush(&mut self, tid: u64, max: usize) {
+        self.completed_flushes.insert(tid);
+        while self.completed_flushes.len() > max.max(1) {
+            self.completed_flushes.pop_first();
         }
     }
 

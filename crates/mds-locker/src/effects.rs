@@ -302,6 +302,22 @@ pub enum ClientCapOp {
     Update,
     /// RELEASE: gives the whole capability back.
     Release,
+    /// FLUSH (an UPDATE that also carries dirty metadata, §4.14 "cap flushes"): acknowledges
+    /// `seq` like `Update` and hands over what the client changed under its `Fw` / `Fx` caps.
+    /// The MDS journals the change and answers with `CapOp::FlushAck` only once it is safe.
+    /// Only the file fields exist here, so only `Fw` / `Fx` dirtiness has an effect.
+    Flush {
+        /// The client's flush id; a re-sent flush with a tid already acknowledged is acked
+        /// again without journaling anything.
+        tid: u64,
+        /// Caps whose data is dirty (`Fw`, `Fx`; other bits are acknowledged but carry
+        /// nothing).
+        dirty: u32,
+        /// The file size as the client wrote it (the MDS only ever grows the size here).
+        size: u64,
+        /// The modification time the client set.
+        mtime_ms: u64,
+    },
 }
 
 /// A cap message from a client.
@@ -384,6 +400,15 @@ pub enum CapOp {
     Grant,
     /// Removes bits; the client must answer with an update carrying `seq`.
     Revoke,
+    /// FLUSH_ACK: the flush `tid` is durable in the journal, so the client may forget the
+    /// `cleaned` dirty bits (§4.14: sent only after the journal entry is safe). `seq` echoes the
+    /// flush message's seq.
+    FlushAck {
+        /// The client's flush id.
+        tid: u64,
+        /// The dirty bits the flush carried, now clean.
+        cleaned: u32,
+    },
 }
 
 /// A cap message to a client.

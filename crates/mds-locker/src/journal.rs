@@ -6,7 +6,8 @@
 //! `mds-journal`'s `LogEvent::Update`, and `crate::runtime` carries it to the device.
 
 use crate::cache::{Fnode, InodeData, Linkage};
-use crate::ids::{DentryId, DirfragId, Ino, InodeId, ReqId};
+use crate::effects::Errno;
+use crate::ids::{ClientId, DentryId, DirfragId, Ino, InodeId, ReqId};
 
 /// One metadata change carried by a journal entry (the EMetaBlob's role, §6.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,4 +61,19 @@ impl JournalEntry {
     pub fn update(reqid: ReqId, description: &str, changes: Vec<MetaChange>) -> JournalEntry {
         JournalEntry { reqid, description: description.to_string(), changes }
     }
+}
+
+/// What a journaled client write's safe reply will say: what the driver journals with the
+/// entry so the completed-request table can be rebuilt by replay.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JournaledReply {
+    /// The client that sent the request.
+    pub client: ClientId,
+    /// The request id.
+    pub reqid: ReqId,
+    /// The reply's result as the Locker will send it.
+    pub result: Result<Option<Ino>, Errno>,
+    /// The inode the request created (create, mkdir, mknod, symlink), which is all of the
+    /// reply that replay restores besides success.
+    pub created: Option<Ino>,
 }

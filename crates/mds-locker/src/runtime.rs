@@ -10,6 +10,14 @@
 //! Restart (`Rank::open`) replays the journal into a fresh cache (mds §6.6) through
 //! `wire::apply_replayed`, so every change whose safe reply went out is present again.
 //!
+//! Sessions and the completed-request table survive a restart too (§6.6 "re-registers ...
+//! client request ids ..., sessions"): a session that opens is journaled as an ESession
+//! (open), an evicted one as an ESession (close), and each client write's EUpdate carries its
+//! request id in `client_reqs` and the inode it created (see `wire`). Replay re-opens the
+//! sessions and re-fills their tables, so a client that re-sends a request whose safe reply
+//! it may have missed is answered from the table instead of running it twice. A request that
+//! only got its early reply before the crash is not in the journal, and runs afresh.
+//!
 //! The driver is deliberately sequential (one `&mut self` at a time, waits in log order), so a
 //! test that runs the same calls gets the same effects.
 
@@ -21,6 +29,7 @@ use mds_journal::{JournalConfig, JournalDevice, JournalError, LogPosition, MdLog
 use crate::effects::{ClientRequest, Effect, Event, Reply};
 use crate::error::LockerError;
 use crate::ids::{ClientId, JournalSeq, ReqId};
+use crate::journal::JournaledReply;
 use crate::locker::{Locker, LockerConfig};
 use crate::wire::{self, WireError};
 
@@ -43,19 +52,25 @@ pub enum RankError {
 pub struct ReplayReport {
     /// EUpdates re-applied.
     pub updates: usize,
-    /// Other events (subtree maps, sessions, …), read but not applied by this driver.
+    /// Other events (subtree maps, …), read but not applied by this driver.
     pub other_events: usize,
     /// Client request ids found in replayed updates, in log order (mds §6.6: these are what
     /// the completed-request table must answer when clients re-send).
     pub client_reqs: Vec<(ClientId, ReqId)>,
+    /// ESession events replayed (opens and closes).
+    pub session_events: usize,
+    /// Completed-request table entries restored (client request ids whose session was still
+    /// open at that point of the log).
+    pub completed_restored: usize,
 }
 
 /// One MDS rank: a `Locker` and its journal.
 pub struct Rank {
     locker: Locker,
     log: MdLog,
-    /// Submitted, not yet reported safe to the Locker: (Locker seq, journal position).
-    pending: VecDeque<(JournalSeq, LogPosition)>,
+    /// Submitted, not yet durable: (Locker seq, journal position). Session events the driver
+    /// journals itself have no Locker seq.
+    pending: VecDeque<(Option<JournalSeq>, LogPosition)>,
     /// Which client sent each request still in flight (the journal's request id needs it).
     clients: BTreeMap<ReqId, ClientId>,
 }
@@ -82,12 +97,22 @@ impl Rank {
         let mut locker = Locker::new(lcfg);
         let mut report = ReplayReport::default();
         for ev in &replay.events {
+            if let Some((client, open)) = wire::session_change(&ev.event) {
+                locker.replay_session(client, open);
+                report.session_events += 1;
+                continue;
+            }
             match wire::from_log_event(&ev.event) {
                 Ok(u) => {
                     wire::apply_replayed(locker.cache_mut(), &u)?;
                     report.updates += 1;
                     if let Some(r) = u.reqid {
                         report.client_reqs.push(r);
+                    }
+                    for c in wire::completed_requests(&ev.event) {
+                        if locker.replay_completed(c.client, c.reqid, c.created) {
+                            report.completed_restored += 1;
+                        }
                     }
                 }
                 Err(WireError::NotUpdate(_)) => report.other_events += 1,
@@ -108,21 +133,42 @@ impl Rank {
         &self.log
     }
 
-    /// Entries submitted but not yet reported safe.
+    /// Locker entries submitted but not yet reported safe (session events the driver
+    /// journals on its own are not counted, though `wait_safe` waits for them too).
     pub fn unsafe_entries(&self) -> usize {
-        self.pending.len()
+        self.pending.iter().filter(|(seq, _)| seq.is_some()).count()
     }
 
     /// Feeds one event and carries out its journal effects at once (submit, flush). Returns
     /// every effect (journal ones included) for the caller to deliver; nothing becomes safe
     /// here, so the only replies are early (unsafe) ones and errors.
+    ///
+    /// A session that opens is journaled (ESession open) before anything the client does can
+    /// be, so replay always meets the session before its requests.
     pub fn handle(&mut self, ev: Event) -> Result<Vec<Effect>, RankError> {
-        if let Event::Request(ClientRequest { reqid, client, .. }) = &ev {
-            self.clients.insert(*reqid, *client);
-        }
+        let opens = match &ev {
+            Event::Request(ClientRequest { reqid, client, .. }) => {
+                self.clients.insert(*reqid, *client);
+                None
+            }
+            Event::SessionOpen { client } if !self.locker.sessions().any(|s| s.client() == *client) => {
+                Some(*client)
+            }
+            _ => None,
+        };
         let fx = self.locker.handle(ev)?;
+        if let Some(client) = opens {
+            self.submit_session(client, true)?;
+            self.log.flush();
+        }
         self.execute(&fx)?;
         Ok(fx)
+    }
+
+    fn submit_session(&mut self, client: ClientId, open: bool) -> Result<(), RankError> {
+        let pos = self.log.submit(wire::session_event(client, open))?;
+        self.pending.push_back((None, pos));
+        Ok(())
     }
 
     fn execute(&mut self, fx: &[Effect]) -> Result<(), RankError> {
@@ -130,13 +176,21 @@ impl Rank {
             match e {
                 Effect::JournalSubmit { seq, entry } => {
                     let client = self.clients.get(&entry.reqid).copied();
-                    let event = wire::to_log_event(entry, self.locker.cache(), client)?;
+                    let created =
+                        self.locker.journaled_reply(entry.reqid).and_then(|r: JournaledReply| r.created);
+                    let event = wire::to_log_event_with_created(entry, self.locker.cache(), client, created)?;
                     let pos = self.log.submit(event)?;
-                    self.pending.push_back((*seq, pos));
+                    self.pending.push_back((Some(*seq), pos));
                 }
                 Effect::JournalFlush => self.log.flush(),
                 Effect::Reply(Reply { reqid, safe: true, .. }) => {
                     self.clients.remove(reqid);
+                }
+                // Ceph journals the close of a killed session; replay then drops the session
+                // and its completed-request table, as the eviction did.
+                Effect::Evicted { client } => {
+                    self.submit_session(*client, false)?;
+                    self.log.flush();
                 }
                 _ => {}
             }
@@ -152,6 +206,7 @@ impl Rank {
         while let Some((seq, pos)) = self.pending.front().copied() {
             self.log.wait_safe(&pos).await?;
             self.pending.pop_front();
+            let Some(seq) = seq else { continue };
             let fx = self.locker.handle(Event::JournalSafe { upto: seq })?;
             self.execute(&fx)?;
             out.extend(fx);

@@ -13,6 +13,11 @@
 //! | `Inode` of a non-base inode          | `FullDentry` under its (projected) primary dentry, `DIRTY`  |
 //! | `Inode` of a base inode (root, ~mds) | `roots` entry (empty name), `DIRTY`                         |
 //! | request id / client                  | `EUpdate.reqid` and `client_reqs` (so replay can re-register it, §6.6) |
+//! | inode a client request created       | `used_preallocated_ino` + `client_name` (the Locker allocates as from the client's preallocated range) |
+//!
+//! Sessions travel as ESession events (`session_event`): open when a client's session opens,
+//! close when it is evicted. With `client_reqs` and the created inode, that is what replay
+//! needs to rebuild every session's completed-request table (`completed_requests`).
 //!
 //! Ceph journals a dirty inode together with its primary dentry (`journal_dirty_inode`), so an
 //! inode change always travels inside a `FullDentry`; `DIRTY_PARENT` (Ceph: "the backtrace
@@ -22,10 +27,10 @@
 
 use mds_journal::metablob::{dir_state, full_state};
 use mds_journal::{
-    CEPH_NOSNAP, DirFrag, EUpdate, Frag, FragInfo, FullDentry, InodeNo, LogEvent, MetaBlob, MetaReqId,
-    NestInfo, NullDentry, RemoteDentry,
+    CEPH_NOSNAP, DirFrag, ESession, EUpdate, Frag, FragInfo, FullDentry, InodeNo, LogEvent, MetaBlob,
+    MetaReqId, NestInfo, NullDentry, RemoteDentry,
 };
-use rados_store::{EntityName, UTime};
+use rados_store::{EntityAddr, EntityName, EntityType, UTime};
 
 use crate::cache::{Cache, DirStat, Fnode, InodeData, Linkage, NestStat};
 use crate::ids::{ClientId, Ino, ReqId};
@@ -305,6 +310,80 @@ pub fn to_log_event(
         reqid,
         had_peers: false,
     }))
+}
+
+/// `to_log_event` plus what the completed-request table keeps of the reply (mds §6.6): the
+/// inode a client request created goes into `used_preallocated_ino` with the client as
+/// `client_name`, as Ceph journals an inode taken from the client's preallocated range (the
+/// Locker's allocation is modelled as that range, so early replies stay allowed, §8 fact 58).
+pub fn to_log_event_with_created(
+    entry: &JournalEntry,
+    cache: &Cache,
+    client: Option<ClientId>,
+    created: Option<Ino>,
+) -> Result<LogEvent, WireError> {
+    let mut ev = to_log_event(entry, cache, client)?;
+    if let (LogEvent::Update(u), Some(c), Some(ino)) = (&mut ev, client, created) {
+        u.metablob.used_preallocated_ino = InodeNo(ino.0);
+        u.metablob.client_name = Some(EntityName::client(c));
+    }
+    Ok(ev)
+}
+
+/// The ESession that records `client`'s session opening (`open`) or closing. Clients here
+/// have no network address, so the address is the unspecified one.
+pub fn session_event(client: ClientId, open: bool) -> LogEvent {
+    LogEvent::Session(ESession {
+        stamp: UTime::ZERO,
+        client: EntityName::client(client),
+        addr: EntityAddr { addr_type: 0, nonce: 0, addr: std::net::SocketAddr::from(([0, 0, 0, 0], 0)) },
+        open,
+        cmapv: 0,
+        inos_to_free: Default::default(),
+        inotable_version: 0,
+        client_metadata: Default::default(),
+    })
+}
+
+fn client_of(name: &EntityName) -> Option<ClientId> {
+    (name.kind == EntityType::Client).then(|| u64::try_from(name.num).ok()).flatten()
+}
+
+/// A session change an ESession records: the client and whether it opened. `None` for other
+/// events and for sessions of non-client entities.
+pub fn session_change(ev: &LogEvent) -> Option<(ClientId, bool)> {
+    let LogEvent::Session(s) = ev else { return None };
+    Some((client_of(&s.client)?, s.open))
+}
+
+/// One client request an EUpdate completed, as replay re-registers it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompletedReq {
+    /// The client.
+    pub client: ClientId,
+    /// Its request id.
+    pub reqid: ReqId,
+    /// The inode the request created, if any.
+    pub created: Option<Ino>,
+}
+
+/// The client requests an EUpdate's `client_reqs` lists, each with the inode it created
+/// (`allocated_ino` or `used_preallocated_ino`, as Ceph's replay reads them). Empty for other
+/// events.
+pub fn completed_requests(ev: &LogEvent) -> Vec<CompletedReq> {
+    let LogEvent::Update(u) = ev else { return Vec::new() };
+    let b = &u.metablob;
+    let created = [b.allocated_ino, b.used_preallocated_ino].into_iter().find(|i| *i != InodeNo::NONE);
+    b.client_reqs
+        .iter()
+        .filter_map(|(r, _oldest)| {
+            Some(CompletedReq {
+                client: client_of(&r.name)?,
+                reqid: ReqId(r.tid),
+                created: created.map(|i| Ino(i.0)),
+            })
+        })
+        .collect()
 }
 
 /// One replayed change, keyed by inode number and name rather than by cache handle (a

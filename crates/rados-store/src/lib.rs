@@ -3,8 +3,8 @@
 //! The RBD exclusive lock and the MDS journal both live on RADOS in Ceph; this crate is that
 //! layer for cephlock: objects, xattrs, omap, object classes (`exec`), watch/notify, blocklist
 //! and self-managed snapshots behind one async interface, with an in-process backend that is
-//! the default everywhere (demo, tests, simulation) and, later, a librados backend behind the
-//! same interface. Semantics follow librados and the OSD (rbd spec §0, §1.6, §3.1, §4.1, §6;
+//! the default everywhere (demo, tests, simulation) and a librados backend (feature `librados`)
+//! behind the same interface. Semantics follow librados and the OSD (rbd spec §0, §1.6, §3.1, §4.1, §6;
 //! real-ceph §3, §5), so code written against the embedded cluster behaves the same on Ceph.
 //!
 //! # Layers
@@ -15,7 +15,11 @@
 //! * [`cls`]: object classes, run atomically against one object; the `lock` class is built in.
 //! * [`Clock`]: the only source of time, so a [`SimClock`] replays a run exactly.
 //!
-//! # Example
+//! # Walkthrough
+//!
+//! **1. Objects and watch/notify.** Two clients of one cluster share a pool; one watches an
+//! object, the other notifies it and collects every watcher's ack. This is how librbd clients
+//! on one image talk to each other.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
@@ -44,6 +48,43 @@
 //! let reply = a.notify("rbd_header.1", b"ping", Duration::from_secs(5)).await.unwrap();
 //! assert_eq!(reply.acks[0].cookie, handle);
 //! assert_eq!(reply.acks[0].reply, b"pong");
+//! # });
+//! ```
+//!
+//! **2. A cls lock, and fencing a dead holder.** The `lock` object class keeps lockers in the
+//! object's xattrs, atomically. A second client is refused with -EBUSY; if the holder is dead it
+//! is blocklisted first and its lock broken, and from then on the cluster refuses the old
+//! holder's writes (rbd spec §1.6.3, §2.13). Time comes from the [`SimClock`], so nothing waits.
+//!
+//! ```
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use rados_store::cls_lock_client::{self as cls_lock, LockType};
+//! use rados_store::{Cluster, ClusterConfig, Error, SimClock};
+//!
+//! let cluster = Cluster::with_clock(Arc::new(SimClock::new()), ClusterConfig::default());
+//! cluster.create_pool("rbd").unwrap();
+//! let (owner, other) = (cluster.connect(), cluster.connect());
+//! let (a, b) = (owner.ioctx("rbd", "").unwrap(), other.ioctx("rbd", "").unwrap());
+//! a.create("rbd_header.1", false).await.unwrap();
+//!
+//! let take = |io, cookie| async move {
+//!     let (excl, forever) = (LockType::Exclusive, Duration::ZERO);
+//!     cls_lock::lock(io, "rbd_header.1", "rbd_lock", excl, cookie, "internal", "", forever, 0).await
+//! };
+//! take(&a, "auto 1").await.unwrap();
+//! assert!(matches!(take(&b, "auto 2").await, Err(Error::Busy(_))));
+//!
+//! // The holder is presumed dead: fence it, then break its lock and take it.
+//! b.client().blocklist_add(&owner.addr(), Duration::ZERO).await.unwrap();
+//! cls_lock::break_lock(&b, "rbd_header.1", "rbd_lock", "auto 1", owner.entity()).await.unwrap();
+//! take(&b, "auto 2").await.unwrap();
+//! let info = cls_lock::get_lock_info(&b, "rbd_header.1", "rbd_lock").await.unwrap();
+//! assert_eq!(info.lockers.keys().next().unwrap().entity, other.entity());
+//!
+//! // The fenced client's late write is refused.
+//! assert!(matches!(a.write_full("rbd_data.1.0", b"late").await, Err(Error::Blocklisted)));
 //! # });
 //! ```
 

@@ -28,9 +28,9 @@
 //! let ioctx = cluster.connect().ioctx("rbd", "").unwrap();
 //! ioctx.create("rbd_header.1234", false).await.unwrap();
 //!
-//! let watcher = ImageWatcher::register(ioctx, "1234", clock, LockConfig::default(), Arc::new(NoNotifyHandler))
-//!     .await
-//!     .unwrap();
+//! let config = LockConfig::default();
+//! let watcher =
+//!     ImageWatcher::register(ioctx, "1234", clock, config, Arc::new(NoNotifyHandler)).await.unwrap();
 //! let lock = ExclusiveLock::create(watcher.clone(), Arc::new(NoImageHooks)).await;
 //! lock.acquire_lock().await.unwrap();
 //! assert!(lock.is_lock_owner());

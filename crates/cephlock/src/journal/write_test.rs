@@ -7,8 +7,9 @@
 //!
 //! The ack log is written with one `write` per line on a file opened for append, without
 //! fsync: it only has to record what was acknowledged before the process died, and a killed
-//! process loses nothing it already handed to the kernel. (The journal itself does fdatasync;
-//! losing power, as opposed to the process, is what the library's fault-device tests cover.)
+//! process loses nothing it already handed to the kernel. (In a directory the journal itself
+//! does fdatasync; losing power, as opposed to the process, is what the library's fault-device
+//! tests cover. On a cluster an acknowledged RADOS write is already durable on the OSDs.)
 //! The write happens on the submitter's task; a few-byte append to the page cache is short
 //! enough not to starve the runtime.
 
@@ -20,9 +21,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use clap::Args;
-use mds_journal::{DirDevice, FileLayout, JournalConfig, JournalDevice, JournalError, MdLog, TornTail};
+use mds_journal::{FileLayout, JournalConfig, MdLog, TornTail};
 use serde::Serialize;
 
+use super::device::{Opened, Place};
 use super::{Format, FormatArg, json, sized_update};
 use crate::CliError;
 
@@ -58,7 +60,10 @@ pub(crate) struct WriteTestArgs {
 #[derive(Debug, Serialize)]
 struct WriteTestReport {
     rank: u32,
-    dir: String,
+    /// The directory, for the local device.
+    dir: Option<String>,
+    /// The pool, for a cluster.
+    pool: Option<String>,
     first_seq: u64,
     events: u64,
     submitters: u64,
@@ -72,7 +77,13 @@ struct WriteTestReport {
     write_pos: u64,
 }
 
-pub(super) fn run(dir: &Path, rank: u32, args: &WriteTestArgs, out: &mut dyn Write) -> Result<(), CliError> {
+pub(super) fn run(
+    rt: &tokio::runtime::Runtime,
+    opened: &Opened,
+    rank: u32,
+    args: &WriteTestArgs,
+    out: &mut dyn Write,
+) -> Result<(), CliError> {
     let end = args.first_seq.checked_add(args.events).ok_or_else(|| {
         CliError::Usage(format!("--first-seq {} + --events {} overflows", args.first_seq, args.events))
     })?;
@@ -82,13 +93,19 @@ pub(super) fn run(dir: &Path, rank: u32, args: &WriteTestArgs, out: &mut dyn Wri
         .open(&args.ack_log)
         .map_err(|e| CliError::file(&args.ack_log, e))?;
     let ack = Arc::new(ack);
-    let dev: Arc<dyn JournalDevice> = Arc::new(DirDevice::open(dir).map_err(JournalError::from)?);
-    let cfg = JournalConfig { layout: FileLayout::simple(args.object_size), ..JournalConfig::for_rank(rank) };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| CliError::Failed(format!("cannot start the async runtime: {e}")))?;
+    let dev = opened.dev.clone();
+    let cfg = JournalConfig {
+        layout: opened.layout(FileLayout::simple(args.object_size)),
+        ..JournalConfig::for_rank(rank)
+    };
+    if let Some((entity, addr)) = &opened.client {
+        // Before the first write, so whoever kills this process can fence its in-flight writes.
+        eprintln!("write-test: writing as {entity} addr {addr}");
+    }
+    let (dir, pool) = match &opened.place {
+        Place::Dir(d) => (Some(d.display().to_string()), None),
+        Place::Pool(p) => (None, Some(p.clone())),
+    };
     let event_bytes = usize::try_from(args.event_bytes).unwrap_or(usize::MAX);
     let report = rt.block_on(async {
         let (log, replay) = MdLog::open_or_create(dev, cfg).await?;
@@ -126,7 +143,8 @@ pub(super) fn run(dir: &Path, rank: u32, args: &WriteTestArgs, out: &mut dyn Wri
         log.close().await?;
         Ok::<_, CliError>(WriteTestReport {
             rank,
-            dir: dir.display().to_string(),
+            dir,
+            pool,
             first_seq: args.first_seq,
             events: args.events,
             submitters: args.submitters,

@@ -5,15 +5,18 @@
 //! allowance revokes, and completes only when the clients' acks bring `issued` down.
 
 use lock_sm::caps::{
-    ANY, ANY_DIR_OPS, ANY_EXCL, ANY_SHARED, FILE_BUFFER, FILE_LAZYIO, PIN, shift_caps, unshift_caps,
+    ANY, ANY_DIR_OPS, ANY_EXCL, ANY_SHARED, FILE_BUFFER, FILE_EXCL, FILE_LAZYIO, FILE_WR, PIN, shift_caps,
+    unshift_caps,
 };
 use lock_sm::predicates::gcaps_allowed;
-use lock_sm::{CapsWho, LockState};
+use lock_sm::{CapsWho, LockState, LockType};
 
-use crate::capability::Capability;
+use crate::capability::{Capability, PendingFlush};
 use crate::effects::{CapMessage, CapOp, ClientCapMessage, ClientCapOp, Effect};
 use crate::error::LockerError;
-use crate::ids::{ClientId, InodeId, LockId, ObjRef};
+use crate::ids::{ClientId, InodeId, JournalSeq, LockId, ObjRef, ReqId};
+use crate::journal::JournalEntry;
+use crate::mutation::{Mutation, Phase, Projection, WRLOCK};
 
 use super::Locker;
 use super::eval::CAP_LOCK_TYPES;
@@ -184,18 +187,126 @@ impl Locker {
             // Ceph drops messages about caps it does not know (e.g. already released).
             return Ok(());
         };
+        // What the client could have dirtied: the caps it held before this message.
+        let issued_before = cap.issued();
         match msg.op {
             ClientCapOp::Release if msg.seq >= cap.last_sent() => return self.remove_cap(msg.client, inode),
             ClientCapOp::Release => cap.confirm_receipt(msg.seq, 0),
-            ClientCapOp::Update => {
+            ClientCapOp::Update | ClientCapOp::Flush { .. } => {
                 cap.confirm_receipt(msg.seq, msg.caps);
                 cap.wanted = msg.wanted;
             }
+        }
+        if let ClientCapOp::Flush { tid, dirty, size, mtime_ms } = msg.op {
+            // Before the gathers are re-evaluated: the forced wrlock keeps a transition that
+            // this ack would otherwise complete waiting until the flushed data is safe.
+            let flush = PendingFlush { ino: msg.ino, tid, dirty, seq: msg.seq };
+            self.start_cap_flush(msg.client, inode, flush, issued_before, size, mtime_ms)?;
         }
         self.eval_cap_gather(inode)?;
         self.eval_inode(inode, CAP_LOCKS)?;
         self.need_issue.insert(inode);
         Ok(())
+    }
+
+    /// `_do_cap_update` for dirty file data (§4.14): a flush of `Fw` / `Fx` data the client
+    /// held journals the new size / mtime as an internal "cap update" mutation that holds a
+    /// forced wrlock on the filelock (§4.6 `wrlock_force`: journaling must not wait for the
+    /// lock's state) until the entry is safe; the FLUSH_ACK goes out then
+    /// (`cap_flush_committed`). A re-sent flush already acknowledged, or one carrying nothing
+    /// the client could have dirtied, is acked at once and journals nothing.
+    ///
+    /// Fields follow Ceph's rules for `Fw`/`Fx` dirtiness: the size only grows; `Fx` sets the
+    /// mtime, `Fw` only moves it forward. The message carries no ctime, so ctime is moved up to
+    /// the new mtime when that is later (a data write changes both on the client).
+    fn start_cap_flush(
+        &mut self,
+        client: ClientId,
+        inode: InodeId,
+        flush: PendingFlush,
+        issued_before: u32,
+        size: u64,
+        mtime_ms: u64,
+    ) -> Result<(), LockerError> {
+        let max = self.config().max_completed_requests;
+        let Some(session) = self.sessions.get_mut(&client) else {
+            return Err(LockerError::NoSession(client));
+        };
+        let file_dirty = flush.dirty & (FILE_WR | FILE_EXCL) & issued_before;
+        if session.flush_completed(flush.tid) || file_dirty == 0 {
+            session.add_completed_flush(flush.tid, max);
+            tracing::debug!(client, ino = %flush.ino, tid = flush.tid, "cap flush needs no journaling; ack now");
+            self.send_flush_ack(client, flush);
+            return Ok(());
+        }
+        let seq = JournalSeq(self.next_seq);
+        self.next_seq += 1;
+        // Internal mutations take ids above INTERNAL_BASE; the journal seq makes them unique.
+        let reqid = ReqId(ReqId::INTERNAL_BASE + seq.0);
+        let now = self.now_ms();
+        self.requests.insert(reqid, Mutation::new(reqid, None, now));
+        let obj = ObjRef::Inode(inode);
+        if self.mutation_mut(reqid)?.auth_pins.insert(obj) {
+            self.cache.add_auth_pin(obj, 1);
+        }
+        let filelock = LockId::inode(inode, LockType::IFile);
+        self.lkm(filelock)?.get_wrlock(reqid, Some(client));
+        self.mutation_mut(reqid)?.add_held(filelock, WRLOCK);
+        tracing::debug!(%reqid, lock = ?filelock, state = %self.lk(filelock)?.state(), "wrlock_force");
+        let pi = self.cache.project_inode(inode, reqid).ok_or(LockerError::Precondition("inode vanished"))?;
+        pi.size = pi.size.max(size);
+        if file_dirty & FILE_EXCL != 0 {
+            pi.mtime_ms = mtime_ms;
+        } else {
+            pi.mtime_ms = pi.mtime_ms.max(mtime_ms);
+        }
+        pi.ctime_ms = pi.ctime_ms.max(pi.mtime_ms);
+        self.cache.pre_dirty_inode(inode);
+        self.note_projection(reqid, Projection::Inode(inode))?;
+        let entry = JournalEntry::update(reqid, "cap update", self.projected_changes(reqid)?);
+        self.stats.journal_submits += 1;
+        self.fx.push(Effect::JournalSubmit { seq, entry });
+        self.committing.insert(seq, reqid);
+        self.mutation_mut(reqid)?.phase = Phase::Committing(seq);
+        self.mark_event(reqid, "submit entry: cap update");
+        if let Some(s) = self.sessions.get_mut(&client) {
+            s.flushing.insert(reqid, flush);
+        }
+        // A gather held up by this wrlock should not wait for the journal's batching.
+        self.nudge_log(filelock)
+    }
+
+    /// Called by `commit` once a mutation's entry is safe and its projections are applied,
+    /// before its locks drop (Ceph's `file_update_finish` order): a cap flush's FLUSH_ACK goes
+    /// out now. Other mutations are left alone.
+    pub(crate) fn cap_flush_committed(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        if reqid.0 < ReqId::INTERNAL_BASE {
+            return Ok(());
+        }
+        let max = self.config().max_completed_requests;
+        // An evicted session took its pending flushes with it: nobody is left to ack.
+        let found = self.sessions.iter_mut().find_map(|(c, s)| {
+            let f = s.flushing.remove(&reqid)?;
+            s.add_completed_flush(f.tid, max);
+            Some((*c, f))
+        });
+        if let Some((client, flush)) = found {
+            self.send_flush_ack(client, flush);
+        }
+        Ok(())
+    }
+
+    fn send_flush_ack(&mut self, client: ClientId, f: PendingFlush) {
+        let (caps, wanted) = self
+            .cache
+            .lookup_ino(f.ino)
+            .and_then(|i| self.cache.inode(i))
+            .and_then(|n| n.caps().get(&client))
+            .map_or((0, 0), |c| (c.pending(), c.wanted()));
+        self.stats.cap_messages += 1;
+        tracing::debug!(client, ino = %f.ino, tid = f.tid, "flush ack");
+        let op = CapOp::FlushAck { tid: f.tid, cleaned: f.dirty };
+        self.fx.push(Effect::Cap(CapMessage { client, ino: f.ino, op, caps, wanted, seq: f.seq }));
     }
 
     /// Drops a client's cap and lets the inode re-evaluate (gathers waiting on it complete).

@@ -21,6 +21,7 @@ mod ops_attr;
 mod ops_link;
 mod ops_read;
 mod peer;
+mod replay;
 mod replicate;
 mod server;
 mod transitions;
@@ -669,6 +670,7 @@ impl Locker {
                 }
             }
         }
+        self.cap_flush_committed(reqid)?;
         self.drop_non_rdlocks(reqid)?;
         let (result, data) = self.replies.remove(&reqid).unwrap_or((Ok(None), ReplyData::None));
         self.send_safe_reply(reqid, result, data)?;
