@@ -4,13 +4,19 @@
 use lock_sm::LockType;
 use mds_locker::cluster::{Cluster, Output};
 use mds_locker::{
-    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op,
-    ReqId, SetAttr,
+    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig,
+    Op, ReqId, SetAttr,
 };
 
 /// Sends a request to `rank`, answers every cap revoke at once (a cooperative client), and
 /// returns the safe reply's result and everything the cluster did meanwhile.
-fn run(c: &mut Cluster, rank: u32, reqid: u64, client: u64, op: Op) -> (Result<Option<Ino>, Errno>, Vec<Output>) {
+fn run(
+    c: &mut Cluster,
+    rank: u32,
+    reqid: u64,
+    client: u64,
+    op: Op,
+) -> (Result<Option<Ino>, Errno>, Vec<Output>) {
     if !c.rank(rank).sessions().any(|s| s.client() == client) {
         c.handle(rank, Event::SessionOpen { client }).unwrap();
     }
@@ -113,7 +119,8 @@ fn getattr_on_another_ranks_entry_discovers_it() {
 #[test]
 fn setattr_is_forwarded_to_the_inode_auth() {
     let (mut c, _a) = two_ranks_with_pinned_a();
-    let (x, _) = run(&mut c, 1, 2, 1, Op::Create { path: path("a/f"), mode: 0o644, excl: true, file_mode: 1 });
+    let (x, _) =
+        run(&mut c, 1, 2, 1, Op::Create { path: path("a/f"), mode: 0o644, excl: true, file_mode: 1 });
     let f = x.unwrap().unwrap();
     let attrs = SetAttr { mode: Some(0o600), ..SetAttr::default() };
     let (r, out) = run(&mut c, 0, 3, 2, Op::Setattr { path: path("a/f"), attrs });

@@ -200,7 +200,8 @@ impl Locker {
                 return Ok(Step::Wait);
             }
             let linkage = self.visible_linkage(dn, reqid)?;
-            if linkage == Linkage::Null && self.cache.dentry(dn).is_some_and(|d| d.pending_primary.is_some()) {
+            if linkage == Linkage::Null && self.cache.dentry(dn).is_some_and(|d| d.pending_primary.is_some())
+            {
                 // A replica dentry the auth linked (its lock data named the inode) to an
                 // inode this rank has no replica of: ask the auth for it (§5.1 discover).
                 return self.discover_dentry(reqid, cur, name);
