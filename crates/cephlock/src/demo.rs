@@ -3,11 +3,14 @@
 //! Story 1 ([`rbd`]) is the RBD seed scenario of rbd spec §7, run for real on the embedded
 //! cluster: a VM keeps its disk's exclusive lock while the cloud controller snapshots and
 //! resizes the disk through it, the lock moves when the controller writes, and a dead VM is
-//! fenced. Story 2 ([`mds`]) is what exists of the MDS side today, the lock state machines, with
-//! one honest line about what is still missing. Narration goes to stdout; `--json` prints the
-//! same facts for scripts. Any violated invariant makes the command fail after printing.
+//! fenced. Story 2 ([`mds_story`]) runs two MDS ranks and three clients on the sans-I/O Locker:
+//! forwards, discovers, the scatterlock protocol between ranks, cap revocations, early and safe
+//! replies; then [`mds`] shows one lock's xlock walk through the simplelock table. Narration goes
+//! to stdout; `--json` prints the same facts for scripts. Any violated invariant makes the
+//! command fail after printing.
 
 mod mds;
+mod mds_story;
 mod rbd;
 
 use std::io::Write;
@@ -40,12 +43,18 @@ JSON OUTPUT (--json)
                         \"qemu_blocklisted\", \"lock_broken\", \"late_write_refused\",
                         \"late_write_errno\"},
          \"invariant_checks\", \"invariant_violations\", \"violations\": [text]}
-  MDS = {\"story\": \"mds\", \"complete\": false, \"missing\": text, \"xlock_walk\": [{\"state\",
-         \"other_client_can_rdlock\", \"xlocker_can_rdlock\"}], \"invariant_violations\": 0}
+  MDS = {\"story\": \"mds\", \"complete\": bool, \"ranks\": 2, \"pinned\": text,
+         \"phases\": [{\"step\", \"title\", \"operations\": [{\"client\", \"sent_to\" (rank), \"op\",
+                      \"forwarded_to\": [rank], \"outcome\": \"ok\"|\"error\", \"errno\", \"ino\",
+                      \"early_reply\", \"safe_reply\"}],
+                     \"lock_transitions\": [text], \"cap_revokes\": [text], \"messages\": {kind: n}}],
+         \"messages_total\", \"invariant_checks\", \"invariant_violations\", \"violations\": [text],
+         \"missing\": text|null, \"xlock_walk\": [{\"state\", \"other_client_can_rdlock\",
+         \"xlocker_can_rdlock\"}]}
 
 NOT YET
-  --data-dir (keep the MDS journals for `cephlock journal`) arrives with the MDS story, which
-  needs the multi-rank Locker.";
+  --data-dir (keep the MDS journals for `cephlock journal`) and the rank restart of the MDS
+  story arrive with journaled ranks in the cluster.";
 
 /// Arguments of `cephlock demo`.
 #[derive(Args, Debug)]
@@ -58,20 +67,17 @@ pub(crate) struct DemoArgs {
 
 pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let rbd = rbd::run()?;
-    let violations = rbd.invariant_violations;
+    let mds = mds_story::run().map_err(|e| CliError::Failed(format!("demo: MDS story: {e}")))?;
+    let violations = rbd.invariant_violations + mds.invariant_violations as usize;
     if args.json {
+        let mut mds_json = serde_json::to_value(&mds).map_err(|e| CliError::Failed(format!("demo: {e}")))?;
+        mds_json["xlock_walk"] = mds::json();
         let summary = serde_json::json!({
             "backend": "embedded",
             "invariant_violations": violations,
             "stories": [
                 serde_json::to_value(&rbd).map_err(|e| CliError::Failed(format!("demo: {e}")))?,
-                {
-                    "story": "mds",
-                    "complete": false,
-                    "missing": mds::NOT_BUILT,
-                    "xlock_walk": mds::json(),
-                    "invariant_violations": 0,
-                },
+                mds_json,
             ],
         });
         writeln!(out, "{summary:#}")?;
@@ -80,6 +86,8 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
         writeln!(out, "=============")?;
         writeln!(out)?;
         rbd::narrate(&rbd, out)?;
+        writeln!(out)?;
+        mds_story::narrate(&mds, out)?;
         writeln!(out)?;
         mds::narrate(out)?;
     }

@@ -39,8 +39,12 @@ fn s7_demo_narrates_the_rbd_story() {
         "blocklisted qemu",
         "qemu's late write was refused",
         "violations: 0",
-        "Story 2: MDS",
-        "Not built yet",
+        "Story 2: two MDS ranks",
+        "forwarded to rank 1",
+        "early (unsafe) reply, then safe reply",
+        "reqscatter",
+        "cap revoke: rank 1 tells alice",
+        "0 violations",
         "SYNC_LOCK",
     ] {
         assert!(text.contains(fact), "the narration lacks {fact:?}:\n{text}");
@@ -115,8 +119,27 @@ fn s7_demo_json_reports_owners_snapshot_and_fencing() {
 
     let mds = &v["stories"][1];
     assert_eq!(mds["story"], "mds");
-    assert_eq!(mds["complete"], false);
+    assert_eq!(mds["ranks"], 2);
+    assert_eq!(mds["invariant_violations"], 0);
+    assert!(mds["invariant_checks"].as_u64().unwrap() > 0);
     assert!(mds["xlock_walk"].as_array().is_some_and(|a| !a.is_empty()));
+    let phases = mds["phases"].as_array().unwrap();
+    let ops: Vec<&serde_json::Value> =
+        phases.iter().flat_map(|p| p["operations"].as_array().unwrap().iter()).collect();
+    // Every request completes with a safe reply, and the writes were early-replied (§4.18).
+    assert!(ops.iter().all(|o| o["outcome"] == "ok" && o["safe_reply"] == true), "{ops:?}");
+    let create = ops.iter().find(|o| o["op"].as_str().unwrap().starts_with("create")).unwrap();
+    assert_eq!(create["early_reply"], true);
+    // §5.1: the create sent to rank 0 runs on rank 1, the auth of /proj's dirfrag.
+    assert_eq!(create["sent_to"], 0);
+    assert_eq!(create["forwarded_to"], serde_json::json!([1]));
+    // §4.12/§4.13: creating in /proj on rank 1 made rank 0 scatter /proj's locks.
+    let p2 = &phases[1];
+    assert!(p2["messages"]["reqscatter"].as_u64().unwrap() >= 1, "{p2}");
+    assert!(p2["lock_transitions"].as_array().unwrap().iter().any(|t| t.as_str().unwrap().ends_with("MIX")));
+    // §4.14: bob's stat revoked caps alice held on the file.
+    assert!(!phases[3]["cap_revokes"].as_array().unwrap().is_empty());
+    assert!(phases[3]["messages"]["discover"].as_u64().unwrap() >= 1);
 }
 
 /// `bench rbd-snap-forward` (issue rbd-ops, Benchmark): forwarded snapshot latency, the owner's

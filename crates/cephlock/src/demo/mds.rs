@@ -1,9 +1,6 @@
-//! Story 2 of `cephlock demo`, as far as it exists: the walk an inode's authlock takes through
-//! the simplelock table when `chmod` xlocks it (mds spec §4.7, §8 fact 38).
-//!
-//! The full MDS story (two ranks, several clients, cap revocations, early vs safe replies, a
-//! rank restart replaying its journal) needs the multi-rank Locker, which is not built; until it
-//! is, this section shows the state machine itself and says so.
+//! The appendix of the MDS story of `cephlock demo`: the walk an inode's authlock takes through
+//! the simplelock table when `chmod` xlocks it (mds spec §4.7, §8 fact 38), with what each
+//! state permits.
 
 use std::io::Write;
 
@@ -33,10 +30,6 @@ const XLOCK_WALK: &[Step] = &[
 const CHMOD_CLIENT: Option<u64> = Some(7);
 const OTHER_CLIENT: Option<u64> = Some(8);
 
-/// What is missing for the full story, in one line (also in the JSON).
-pub(crate) const NOT_BUILT: &str = "the full MDS story (two ranks, mkdir/create/rename/stat, cap revocations, \
-early vs safe replies, journal replay) needs the multi-rank Locker, which is not built yet";
-
 fn ctx(state: LockState) -> LockCtx {
     LockCtx { is_auth: true, xlock_by_client: xlocker(state, CHMOD_CLIENT), excl_client: None }
 }
@@ -61,11 +54,13 @@ pub(crate) fn json() -> serde_json::Value {
 /// The walk as a table, with a short introduction.
 pub(crate) fn narrate(out: &mut dyn Write) -> std::io::Result<()> {
     let m = LockType::IAuth.machine();
-    writeln!(out, "Story 2: MDS locks (mds spec §4.7, §8 fact 38)")?;
-    writeln!(out, "  Not built yet: {NOT_BUILT}.")?;
-    writeln!(out, "  What exists is the lock state machines as data (crate lock-sm). Here is the walk an")?;
-    writeln!(out, "  inode's authlock takes when `chmod` xlocks it on the auth MDS with no replicas and")?;
-    writeln!(out, "  no caps to revoke. Client 7 runs chmod; client 8 only wants to stat.")?;
+    writeln!(out, "One lock up close (mds spec §4.7, §8 fact 38)")?;
+    writeln!(
+        out,
+        "  The state machines are data (crate lock-sm). Here is the walk an inode's authlock takes"
+    )?;
+    writeln!(out, "  when `chmod` xlocks it on the auth MDS with no replicas and no caps to revoke.")?;
+    writeln!(out, "  Client 7 runs chmod; client 8 only wants to stat.")?;
     writeln!(out)?;
     writeln!(
         out,
