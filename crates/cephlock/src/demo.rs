@@ -10,7 +10,7 @@
 //! command fail after printing.
 
 mod mds;
-mod mds_story;
+pub(crate) mod mds_story;
 mod rbd;
 
 use std::io::Write;

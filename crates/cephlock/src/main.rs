@@ -6,6 +6,7 @@
 mod bench;
 mod demo;
 mod journal;
+mod mds;
 mod rbd;
 mod sim;
 mod sm;
@@ -33,6 +34,8 @@ enum Command {
     Sm(sm::SmCommand),
     /// Inspect, repair and stress an MDS journal in a local directory or a cluster pool (like cephfs-journal-tool).
     Journal(journal::JournalArgs),
+    /// Look inside the demo's two MDS ranks: dump-locks, ops, sessions, cache, inode.
+    Mds(mds::MdsArgs),
     /// Measure a workload and print a table or JSON.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -83,6 +86,7 @@ fn main() -> ExitCode {
         Command::Demo(args) => demo::run(&args, &mut out),
         Command::Sm(cmd) => sm::run(&cmd, &mut out),
         Command::Journal(args) => journal::run(&args, &mut out),
+        Command::Mds(args) => mds::run(&args, &mut out),
         Command::Bench(cmd) => bench::run(&cmd, &mut out),
         Command::Rbd(args) => rbd::run(&args, &mut out),
         Command::Sim(cmd) => sim::run(&cmd, &mut out),

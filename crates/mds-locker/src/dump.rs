@@ -36,6 +36,7 @@ fn lock_json(l: &Locker, id: LockId, lock: &Lock) -> Value {
     json!({
         "object": l.cache().object_name(id.obj),
         "lock": id.ty.name(),
+        "auth": lock.is_auth(),
         "state": lock.state().log_name(),
         "stable": lock.is_stable(),
         "rdlocks": lock.rdlock_holders().iter().map(|(r, n)| json!({ "req": r.0, "count": n })).collect::<Vec<_>>(),

@@ -92,6 +92,8 @@ struct Driver {
     checks: u64,
     violations: Vec<String>,
     delivered_before: BTreeMap<&'static str, u64>,
+    /// Keep journal entries unsafe in the current phase (for `cephlock mds --hold`).
+    hold: bool,
     /// Dentry leases clients hold: (rank, client, dir, name) -> lease seq.
     leases: BTreeMap<(u32, u64, Ino, String), u32>,
 }
@@ -107,6 +109,7 @@ impl Driver {
             violations: Vec::new(),
             delivered_before: BTreeMap::new(),
             leases: BTreeMap::new(),
+            hold: false,
         }
     }
 
@@ -199,15 +202,22 @@ impl Driver {
                 break;
             }
             if revokes.is_empty() && !progressed {
+                if self.hold {
+                    // `cephlock mds --hold`: stop with the journal entries unsafe, the request
+                    // early-replied and its xlocks and wrlocks still held.
+                    break;
+                }
                 for r in 0..self.c.len() as u32 {
                     self.c.make_safe(r)?;
                     self.check();
                 }
             }
         }
-        // Leave nothing half-done behind the reply (cap grants, LOCKFLUSHED...).
-        self.c.settle()?;
-        self.check();
+        if !self.hold {
+            // Leave nothing half-done behind the reply (cap grants, LOCKFLUSHED...).
+            self.c.settle()?;
+            self.check();
+        }
         out.append(&mut self.c.take_outputs());
         let mut op = Operation {
             client: w.name,
@@ -332,12 +342,34 @@ fn path(p: &str) -> FilePath {
     FilePath::new(Ino::ROOT, p)
 }
 
+/// Where `cephlock mds` stops the story to show its live state.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stop {
+    /// The last phase to run (1-based).
+    pub(crate) phase: u32,
+    /// Stop that phase before its journal entries are safe.
+    pub(crate) hold: bool,
+}
+
 /// Runs the story.
 pub(crate) fn run() -> Result<MdsStory, ClusterError> {
+    run_until(None).map(|(s, _)| s)
+}
+
+/// Number of phases the story has.
+pub(crate) const PHASES: u32 = 6;
+
+/// Runs the story up to `stop` (all of it without one) and returns it with the live cluster.
+pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), ClusterError> {
     let mut d = Driver::new();
     let mut phases = Vec::new();
+    let finished = |d: &Driver| stop.is_some_and(|s| s.phase <= d.step);
 
+    if finished(&d) {
+        return Ok((d.story(phases), d.c));
+    }
     d.begin();
+    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let mkdir =
         d.request(0, ALICE, Op::Mkdir { path: path("proj"), mode: 0o755 }, "mkdir /proj".into(), &mut out)?;
@@ -351,7 +383,11 @@ pub(crate) fn run() -> Result<MdsStory, ClusterError> {
     d.check();
     phases.push(d.end("alice makes /proj on rank 0, then /proj is pinned to rank 1", vec![mkdir], &out));
 
+    if finished(&d) {
+        return Ok((d.story(phases), d.c));
+    }
     d.begin();
+    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let create = Op::Create { path: path("proj/report"), mode: 0o644, excl: true, file_mode: 3 };
     let op = d.request(0, ALICE, create, "create /proj/report (read-write)".into(), &mut out)?;
@@ -361,7 +397,11 @@ pub(crate) fn run() -> Result<MdsStory, ClusterError> {
         &out,
     ));
 
+    if finished(&d) {
+        return Ok((d.story(phases), d.c));
+    }
     d.begin();
+    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let op = d.request(
         1,
@@ -372,7 +412,11 @@ pub(crate) fn run() -> Result<MdsStory, ClusterError> {
     )?;
     phases.push(d.end("alice makes /proj/data on rank 1: /proj's locks are already in MIX", vec![op], &out));
 
+    if finished(&d) {
+        return Ok((d.story(phases), d.c));
+    }
     d.begin();
+    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let stat = Op::Getattr { path: path("proj/report"), mask: FILE_SHARED | AUTH_SHARED };
     let op = d.request(0, BOB, stat, "stat /proj/report (wants Fs As)".into(), &mut out)?;
@@ -382,7 +426,11 @@ pub(crate) fn run() -> Result<MdsStory, ClusterError> {
         &out,
     ));
 
+    if finished(&d) {
+        return Ok((d.story(phases), d.c));
+    }
     d.begin();
+    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let rename =
         Op::Rename { dest: FilePath::new(proj_ino, "final"), src: FilePath::new(proj_ino, "report") };
@@ -393,24 +441,33 @@ pub(crate) fn run() -> Result<MdsStory, ClusterError> {
         &out,
     ));
 
+    if finished(&d) {
+        return Ok((d.story(phases), d.c));
+    }
     d.begin();
+    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let op = d.request(0, BOB, Op::Readdir { path: path("proj") }, "readdir /proj".into(), &mut out)?;
     phases.push(d.end("bob lists /proj from rank 0", vec![op], &out));
 
-    let messages_total = d.c.delivered_total();
-    Ok(MdsStory {
-        story: "mds",
-        complete: false,
-        ranks: 2,
-        pinned: "/proj -> rank 1".into(),
-        phases,
-        messages_total,
-        invariant_checks: d.checks,
-        invariant_violations: d.violations.len() as u64,
-        violations: d.violations,
-        missing: Some(NOT_YET),
-    })
+    Ok((d.story(phases), d.c))
+}
+
+impl Driver {
+    fn story(&self, phases: Vec<Phase>) -> MdsStory {
+        MdsStory {
+            story: "mds",
+            complete: false,
+            ranks: self.c.len() as u32,
+            pinned: "/proj -> rank 1".into(),
+            phases,
+            messages_total: self.c.delivered_total(),
+            invariant_checks: self.checks,
+            invariant_violations: self.violations.len() as u64,
+            violations: self.violations.clone(),
+            missing: Some(NOT_YET),
+        }
+    }
 }
 
 /// Narrates the story for a terminal.
