@@ -4,13 +4,19 @@
 use lock_sm::LockType;
 use mds_locker::cluster::{Cluster, Output};
 use mds_locker::{
-    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op,
-    ReqId, SetAttr,
+    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig,
+    Op, ReqId, SetAttr,
 };
 
 /// Sends a request to `rank`, answers every cap revoke at once (a cooperative client), and
 /// returns the safe reply's result and everything the cluster did meanwhile.
-fn run(c: &mut Cluster, rank: u32, reqid: u64, client: u64, op: Op) -> (Result<Option<Ino>, Errno>, Vec<Output>) {
+fn run(
+    c: &mut Cluster,
+    rank: u32,
+    reqid: u64,
+    client: u64,
+    op: Op,
+) -> (Result<Option<Ino>, Errno>, Vec<Output>) {
     if !c.rank(rank).sessions().any(|s| s.client() == client) {
         c.handle(rank, Event::SessionOpen { client }).unwrap();
     }
@@ -113,7 +119,8 @@ fn getattr_on_another_ranks_entry_discovers_it() {
 #[test]
 fn setattr_is_forwarded_to_the_inode_auth() {
     let (mut c, _a) = two_ranks_with_pinned_a();
-    let (x, _) = run(&mut c, 1, 2, 1, Op::Create { path: path("a/f"), mode: 0o644, excl: true, file_mode: 1 });
+    let (x, _) =
+        run(&mut c, 1, 2, 1, Op::Create { path: path("a/f"), mode: 0o644, excl: true, file_mode: 1 });
     let f = x.unwrap().unwrap();
     let attrs = SetAttr { mode: Some(0o600), ..SetAttr::default() };
     let (r, out) = run(&mut c, 0, 3, 2, Op::Setattr { path: path("a/f"), attrs });
@@ -123,4 +130,28 @@ fn setattr_is_forwarded_to_the_inode_auth() {
     let fi = r1.lookup_ino(f).unwrap();
     assert_eq!(r1.inode(fi).unwrap().data().mode & 0o7777, 0o600);
     let _ = LockType::IAuth;
+}
+
+#[test]
+fn updates_that_need_witnesses_fail_with_exdev_and_change_nothing() {
+    let (mut c, a) = two_ranks_with_pinned_a();
+    let (f, _) =
+        run(&mut c, 1, 2, 1, Op::Create { path: path("a/f"), mode: 0o644, excl: true, file_mode: 1 });
+    let f = f.unwrap().unwrap();
+    // RENAME /a/f → /g: the source dentry and inode are on rank 1, the destination on rank 0
+    // (§5.2: RENAMEPREP to the witness; not implemented).
+    let op = Op::Rename { dest: FilePath::new(Ino::ROOT, "g"), src: FilePath::new(a, "f") };
+    let (r, _) = run(&mut c, 0, 3, 1, op);
+    assert_eq!(r, Err(Errno::EXDEV));
+    // RMDIR /a: its dirfrag is a subtree root on rank 1 (RMDIRPREP witnesses).
+    let (r, _) = run(&mut c, 0, 4, 1, Op::Rmdir { path: path("a") });
+    assert_eq!(r, Err(Errno::EXDEV));
+    // Nothing changed: /a/f is still there, /g is not.
+    let (r, _) = run(&mut c, 0, 5, 2, Op::Getattr { path: path("a/f"), mask: 0 });
+    assert_eq!(r, Ok(Some(f)));
+    let (r, _) = run(&mut c, 0, 6, 2, Op::Getattr { path: path("g"), mask: 0 });
+    assert_eq!(r, Err(Errno::ENOENT));
+    for l in c.lockers() {
+        assert!(mds_locker::invariants::check_all(l).is_ok());
+    }
 }
