@@ -453,6 +453,10 @@ pub enum Errno {
     EAGAIN,
     /// A blocking fcntl lock would deadlock.
     EDEADLK,
+    /// The update spans ranks in a way that needs witnesses (cross-rank rename, link, or
+    /// rmdir of a directory whose dirfrag another rank is auth for), which cephlock does not
+    /// implement yet. Ceph would run the two-phase peer update of §4.17 instead.
+    EXDEV,
 }
 
 impl Errno {
@@ -470,6 +474,7 @@ impl Errno {
             Errno::EAGAIN => 11,
             Errno::EDEADLK => 35,
             Errno::ENODATA => 61,
+            Errno::EXDEV => 18,
         }
     }
 }

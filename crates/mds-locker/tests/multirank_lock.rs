@@ -411,10 +411,21 @@ fn s4_12_requnscatter_mix_to_lock_carries_scattered_data_and_lockflushed() {
     assert_eq!(r0.dirfrag(f0).unwrap().fnode().fragstat.nfiles, 1, "rank 1's frag values stored");
     assert_eq!(c.gather(0, &file), vec![2]);
     c.run();
+    // §4.9 auth step 2: the gathered data is folded and journaled first; LOCKFLUSHED waits
+    // for that entry to be safe (§4.13 scatter_writebehind).
+    assert_eq!(c.take_log(&file), vec![(2, 0, "lockack")]);
+    assert_eq!(c.state(0, &file), S::MixLock2);
+    assert!(c.c.rank(0).lock(c.id(0, &file)).unwrap().scatter_flags().flushing);
+    assert_eq!(c.c.rank(0).writebehinds().count(), 1);
+    c.c.make_safe(0).unwrap();
+    c.check();
+    c.run();
     assert_eq!(
         c.take_log(&file),
-        vec![(2, 0, "lockack"), (0, 1, "lockflushed"), (0, 2, "lockflushed"), (0, 1, "sync"), (0, 2, "sync")]
+        vec![(0, 1, "lockflushed"), (0, 2, "lockflushed"), (0, 1, "sync"), (0, 2, "sync")]
     );
+    let r0 = c.c.rank(0).cache();
+    assert_eq!(r0.inode(r0.lookup_ino(a).unwrap()).unwrap().data().dirstat.nfiles, 1, "folded");
     assert!(!c.c.rank(1).lock(c.id(1, &file)).unwrap().scatter_flags().flushing);
     for r in 0..3 {
         assert_eq!(c.state(r, &file), S::Sync, "rank {r}");

@@ -131,3 +131,27 @@ fn setattr_is_forwarded_to_the_inode_auth() {
     assert_eq!(r1.inode(fi).unwrap().data().mode & 0o7777, 0o600);
     let _ = LockType::IAuth;
 }
+
+#[test]
+fn updates_that_need_witnesses_fail_with_exdev_and_change_nothing() {
+    let (mut c, a) = two_ranks_with_pinned_a();
+    let (f, _) =
+        run(&mut c, 1, 2, 1, Op::Create { path: path("a/f"), mode: 0o644, excl: true, file_mode: 1 });
+    let f = f.unwrap().unwrap();
+    // RENAME /a/f → /g: the source dentry and inode are on rank 1, the destination on rank 0
+    // (§5.2: RENAMEPREP to the witness; not implemented).
+    let op = Op::Rename { dest: FilePath::new(Ino::ROOT, "g"), src: FilePath::new(a, "f") };
+    let (r, _) = run(&mut c, 0, 3, 1, op);
+    assert_eq!(r, Err(Errno::EXDEV));
+    // RMDIR /a: its dirfrag is a subtree root on rank 1 (RMDIRPREP witnesses).
+    let (r, _) = run(&mut c, 0, 4, 1, Op::Rmdir { path: path("a") });
+    assert_eq!(r, Err(Errno::EXDEV));
+    // Nothing changed: /a/f is still there, /g is not.
+    let (r, _) = run(&mut c, 0, 5, 2, Op::Getattr { path: path("a/f"), mask: 0 });
+    assert_eq!(r, Ok(Some(f)));
+    let (r, _) = run(&mut c, 0, 6, 2, Op::Getattr { path: path("g"), mask: 0 });
+    assert_eq!(r, Err(Errno::ENOENT));
+    for l in c.lockers() {
+        assert!(mds_locker::invariants::check_all(l).is_ok());
+    }
+}

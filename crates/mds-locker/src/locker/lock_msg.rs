@@ -7,17 +7,13 @@
 //! replica in the lock's gather set has answered. Replicas that want something the auth's
 //! state does not give them ask for it (REQRDLOCK, REQSCATTER, REQUNSCATTER, NUDGE).
 //!
+//! REQRDLOCK reaching an auth whose lock is unstable is parked and handled again once the lock
+//! is stable (`scatter` module). Scattered data a replica sends (LOCKACK from MIX_LOCK,
+//! SYNCACK) is stored in the auth's copy of the sender's dirfrag and marks the auth lock dirty;
+//! the gather then waits for `scatter_writebehind` to fold and journal it, and LOCKFLUSHED goes
+//! out only when that entry is safe (§4.9 auth step 2, §4.13).
+//!
 //! Deviations from the spec, chosen for this scope:
-//! * REQRDLOCK reaching an auth whose lock is unstable is dropped rather than parked and
-//!   re-processed when the lock becomes stable (Ceph's `handle_reqrdlock` waits; §4.5 notes the
-//!   replica retries on its STABLE waiter, which is what it does here). A transition that
-//!   leaves the replica's state unchanged (e.g. LOCK → EXCL) therefore does not wake the
-//!   replica; the Locker has no per-lock store for deferred messages yet.
-//! * Scatter writebehind (§4.13) is out of scope: scattered data a replica sends (LOCKACK from
-//!   MIX_LOCK, SYNCACK) is stored in the auth's replica of the sender's dirfrag and marks the
-//!   auth lock dirty, but is not folded into the inode or journaled. Because nothing journals
-//!   it, the auth does not wait for a flush (§4.9 auth step 2) and sends LOCKFLUSHED as soon as
-//!   it has stored the data, when completing MIX_LOCK / MIX_LOCK2 / MIX_EXCL.
 //! * Messages naming an object this rank does not have are dropped (as Ceph does); a message
 //!   whose direction contradicts our authority, or whose state precondition fails (Ceph
 //!   asserts), is refused with `LockerError::BadMessage` before anything changes.
@@ -32,6 +28,7 @@ use crate::lock::{WAIT_RD, WAIT_STABLE, WAIT_WR};
 use crate::message::{DentryLinkage, LockData, LockMsg, MdsMessage};
 
 use super::Locker;
+use super::scatter::ScatterAccounted;
 
 impl Locker {
     // ---- public entry points ---------------------------------------------------------------
@@ -419,17 +416,19 @@ impl Locker {
         Ok(())
     }
 
-    /// `handle_reqrdlock` (§4.12): a stable non-SYNC auth lock goes to SYNC. A lock already in
-    /// SYNC, or unstable, ignores it (see the module doc for the unstable case); the replica
-    /// waits for STABLE on its copy and asks again.
-    fn handle_reqrdlock(&mut self, from: Rank, id: LockId) -> Result<(), LockerError> {
+    /// `handle_reqrdlock` (§4.12): a stable non-SYNC auth lock goes to SYNC; a lock already in
+    /// SYNC ignores it. An unstable lock parks the request until it is stable and then handles
+    /// it again (Ceph's wait on STABLE), so the replica, which waits for STABLE on its own copy,
+    /// is not stranded when the auth settles in a state its copy already has (e.g. LOCK → EXCL).
+    pub(crate) fn handle_reqrdlock(&mut self, from: Rank, id: LockId) -> Result<(), LockerError> {
         let l = self.lk(id)?;
         if l.state() == LockState::Sync {
             tracing::debug!(from, lock = ?id, "REQRDLOCK for a lock already in SYNC; ignored");
         } else if l.is_stable() {
             self.simple_sync(id)?;
         } else {
-            tracing::debug!(from, lock = ?id, state = %l.state(), "REQRDLOCK while unstable; dropped");
+            tracing::debug!(from, lock = ?id, state = %l.state(), "REQRDLOCK while unstable; parked");
+            self.park_reqrdlock(id, from);
         }
         Ok(())
     }
@@ -560,7 +559,10 @@ impl Locker {
             if only_auth && df.auth() != me {
                 continue;
             }
-            let fnode = df.fnode();
+            // Our own frags as projected: a pending `finish_scatter_update` already counts
+            // (a replica only encodes once its wrlock holders, whose changes are applied
+            // before they release, are gone).
+            let fnode = if only_auth { df.projected_fnode() } else { df.fnode() };
             files.push((*frag, fnode.fragstat, fnode.accounted_fragstat));
             nests.push((*frag, fnode.rstat, fnode.accounted_rstat));
         }
@@ -574,7 +576,7 @@ impl Locker {
         let me = self.cache.rank();
         let Some(n) = self.cache.inode(i) else { return false };
         n.dirfrags().values().filter_map(|f| self.cache.dirfrag(*f)).filter(|df| df.auth() == me).any(|df| {
-            let f = df.fnode();
+            let f = df.projected_fnode();
             match id.ty {
                 LockType::IFile => f.fragstat != f.accounted_fragstat,
                 LockType::INest => f.rstat != f.accounted_rstat,
@@ -586,7 +588,9 @@ impl Locker {
     /// `decode_lock_state`. On a replica: take the auth's values (ctime only moves forward)
     /// and its per-frag values for frags this rank replicates. On the auth: store a replica's
     /// per-frag values into our replica of each dirfrag the sender is auth for, and mark the
-    /// lock dirty if the sender says it has unfolded changes (§4.13; folding is out of scope).
+    /// lock updated if the sender says it has unfolded changes (§4.13; the gather's
+    /// writebehind folds them). A replica that is auth for a frag runs
+    /// `finish_scatter_update` on it.
     fn decode_lock_data(&mut self, id: LockId, from: Rank, data: &LockData) -> Result<(), LockerError> {
         let is_auth = self.lk(id)?.is_auth();
         match (id.obj, data) {
@@ -599,7 +603,7 @@ impl Locker {
                     });
                 }
                 if *dirty {
-                    self.lkm(id)?.scatter.dirty = true;
+                    self.mark_updated_scatterlock(id)?;
                 }
                 Ok(())
             }
@@ -611,13 +615,15 @@ impl Locker {
                     });
                 }
                 if *dirty {
-                    self.lkm(id)?.scatter.dirty = true;
+                    self.mark_updated_scatterlock(id)?;
                 }
                 Ok(())
             }
             (ObjRef::Inode(_), _) if is_auth => Ok(()),
             (ObjRef::Inode(i), data) => {
                 let me = self.cache.rank();
+                // Frags this rank is auth for, with what the inode's auth has accounted.
+                let mut mine = Vec::new();
                 let Some(n) = self.cache.inode_mut(i) else { return Err(LockerError::UnknownLock(id)) };
                 let dd = &mut n.data;
                 match data {
@@ -646,23 +652,30 @@ impl Locker {
                         dd.size = *size;
                         dd.dirstat = *dirstat;
                         for (frag, fs, acc) in frags {
-                            self.store_auth_frag(i, me, *frag, |f| {
+                            if let Some(f) = self.store_auth_frag(i, me, *frag, |f| {
                                 f.fragstat = *fs;
                                 f.accounted_fragstat = *acc;
-                            });
+                            }) {
+                                mine.push((f, ScatterAccounted::File(*acc)));
+                            }
                         }
                     }
                     LockData::Nest { version, rstat, frags, .. } => {
                         dd.version = dd.version.max(*version);
                         dd.rstat = *rstat;
                         for (frag, rs, acc) in frags {
-                            self.store_auth_frag(i, me, *frag, |f| {
+                            if let Some(f) = self.store_auth_frag(i, me, *frag, |f| {
                                 f.rstat = *rs;
                                 f.accounted_rstat = *acc;
-                            });
+                            }) {
+                                mine.push((f, ScatterAccounted::Nest(*acc)));
+                            }
                         }
                     }
                     LockData::Dentry(_) | LockData::Empty => {}
+                }
+                for (f, acc) in mine {
+                    self.finish_scatter_update(id, f, acc)?;
                 }
                 Ok(())
             }
@@ -691,20 +704,22 @@ impl Locker {
     }
 
     /// Replica side: the auth's values for a dirfrag go into our copy unless we are its auth
-    /// (ours is authoritative; `finish_scatter_update` is out of scope).
+    /// (ours is authoritative). Returns the frag when we are its auth, for
+    /// `finish_scatter_update`.
     fn store_auth_frag(
         &mut self,
         i: crate::ids::InodeId,
         me: Rank,
         frag: u32,
         set: impl FnOnce(&mut crate::cache::Fnode),
-    ) {
-        let Some(f) = self.cache.inode(i).and_then(|n| n.dirfrags().get(&frag).copied()) else { return };
-        if let Some(df) = self.cache.dirfrag_mut(f)
-            && df.auth != me
-        {
-            set(&mut df.fnode);
+    ) -> Option<crate::ids::DirfragId> {
+        let f = self.cache.inode(i).and_then(|n| n.dirfrags().get(&frag).copied())?;
+        let df = self.cache.dirfrag_mut(f)?;
+        if df.auth == me {
+            return Some(f);
         }
+        set(&mut df.fnode);
+        None
     }
 
     /// A replica dentry takes the auth's linkage.

@@ -23,6 +23,7 @@ mod ops_read;
 mod peer;
 mod replay;
 mod replicate;
+mod scatter;
 mod server;
 mod transitions;
 
@@ -65,6 +66,9 @@ pub struct LockerConfig {
     /// Completed-request table entries kept per session (Ceph's `mds_max_completed_requests`
     /// default); the oldest ids are forgotten first.
     pub max_completed_requests: usize,
+    /// `mds_scatter_nudge_interval` (default 5 s, §4.13): a scatterlock whose frag changes
+    /// have waited this long to be folded is nudged by the tick.
+    pub scatter_nudge_interval_ms: u64,
 }
 
 impl Default for LockerConfig {
@@ -77,6 +81,7 @@ impl Default for LockerConfig {
             record_transitions: false,
             record_lock_sets: false,
             max_completed_requests: 100_000,
+            scatter_nudge_interval_ms: 5_000,
         }
     }
 }
@@ -146,6 +151,8 @@ pub struct Locker {
     pub(crate) discovering: BTreeMap<(Ino, String), Vec<ReqId>>,
     /// Requests told by a discover reply that the name they traverse does not exist.
     pub(crate) discover_missing: BTreeMap<ReqId, (Ino, String)>,
+    /// Scatter-gather bookkeeping (§4.13): updated list, writebehinds, parked REQRDLOCKs.
+    scatter: scatter::ScatterState,
 }
 
 impl Locker {
@@ -175,6 +182,7 @@ impl Locker {
             lock_sets: BTreeMap::new(),
             discovering: BTreeMap::new(),
             discover_missing: BTreeMap::new(),
+            scatter: scatter::ScatterState::default(),
         }
     }
 
@@ -324,6 +332,8 @@ impl Locker {
                 if self.requests.get(&reqid).is_some_and(|m| m.phase == Phase::Locking) {
                     self.dispatch(reqid)?;
                 }
+            } else if self.retry_parked_reqrdlock()? {
+                // A replica's REQRDLOCK parked until its lock became stable (§4.12).
             } else if let Some(req) = self.resubmit.pop_front() {
                 // Ceph's C_MDS_RetryMessage: the re-sent copy runs once the original is gone,
                 // and meets the completed-request table if the original succeeded.
@@ -394,8 +404,12 @@ impl Locker {
                 delta = -1;
             }
         }
+        let is_auth = lock.is_auth;
         if delta != 0 {
             self.cache.add_auth_pin(id.obj, delta);
+        }
+        if is_auth {
+            self.lock_state_changed(id, was_stable, now_stable);
         }
         self.stats.transitions += 1;
         if self.cfg.record_transitions {
@@ -671,6 +685,7 @@ impl Locker {
             }
         }
         self.cap_flush_committed(reqid)?;
+        self.scatter_writebehind_committed(reqid)?;
         self.drop_non_rdlocks(reqid)?;
         let (result, data) = self.replies.remove(&reqid).unwrap_or((Ok(None), ReplyData::None));
         self.send_safe_reply(reqid, result, data)?;
@@ -833,7 +848,7 @@ impl Locker {
             tracing::warn!(client, "client did not answer a cap revoke within the session timeout; evicting");
             self.evict(client)?;
         }
-        Ok(())
+        self.scatter_tick()
     }
 
     /// Evicts a client: kills its requests that are not yet committing, drops its caps and

@@ -20,7 +20,7 @@ use lock_sm::LockType;
 use crate::cache::{InodeData, Linkage};
 use crate::effects::{Errno, FilePath, ReplyData};
 use crate::error::LockerError;
-use crate::ids::{DentryId, InodeId, LockId, ReqId};
+use crate::ids::{DentryId, Ino, InodeId, LockId, ReqId};
 use crate::journal::JournalEntry;
 use crate::lock::WAIT_RD;
 use crate::mutation::{LockOp, Projection, RDLOCK, SNAP_LOCKED, SNAP2_LOCKED, XLOCK};
@@ -137,6 +137,9 @@ impl Locker {
         if !rmdir && is_dir {
             return self.reply_error(reqid, Errno::EISDIR);
         }
+        if !self.all_local(inode) {
+            return self.reply_error(reqid, Errno::EXDEV);
+        }
         if rmdir && self.cache.dir_has_projected_entries(inode) {
             return self.reply_error(reqid, Errno::ENOTEMPTY);
         }
@@ -221,6 +224,50 @@ impl Locker {
         Ok(Step::Done(Named { dir, dn }))
     }
 
+    /// Whether an inode the operation changes, and for a directory its dirfrag, are auth on
+    /// this rank. Otherwise the update needs witnesses (§4.17 LINKPREP / RMDIRPREP /
+    /// RENAMEPREP), which are not implemented: the request fails with EXDEV and changes
+    /// nothing.
+    pub(crate) fn all_local(&self, inode: InodeId) -> bool {
+        let me = self.cache.rank();
+        self.cache.inode(inode).is_some_and(|n| n.is_auth())
+            && self
+                .cache
+                .dirfrag_of_existing(inode)
+                .and_then(|f| self.cache.dirfrag_auth(f))
+                .is_none_or(|a| a == me)
+    }
+
+    /// Where a rename or link's destination dentry lives: forward there if that is known
+    /// and elsewhere; EXDEV if the source is not on the same rank (witnesses needed).
+    fn cross_rank_two_paths(
+        &mut self,
+        reqid: ReqId,
+        dest: &FilePath,
+        src: &FilePath,
+    ) -> Result<Option<Step<(Named, Named)>>, LockerError> {
+        let me = self.cache.rank();
+        let frag_auth = |l: &Locker, dir: Ino| {
+            let d = l.cache.lookup_ino(dir)?;
+            match l.cache.dirfrag_of_existing(d) {
+                Some(f) => l.cache.dirfrag_auth(f),
+                None => l.cache.inode(d).map(|n| n.auth()),
+            }
+        };
+        match frag_auth(self, dest.base) {
+            Some(a) if a != me => {
+                self.forward_request(reqid, a)?;
+                return Ok(Some(Step::Wait));
+            }
+            // Not in cache: the traversal answers ENOENT as on one rank.
+            _ => {}
+        }
+        if frag_auth(self, src.base).is_some_and(|a| a != me) {
+            return Ok(Some(Step::Fail(Errno::EXDEV)));
+        }
+        Ok(None)
+    }
+
     /// Ceph's `compare_paths` for the two directories: by the base their projected walk ends
     /// at (the fs root before `~mdsN`), then by depth.
     fn compare_dirs(&self, a: InodeId, b: InodeId) -> Ordering {
@@ -245,6 +292,9 @@ impl Locker {
         let names = [&dest.components[0], &src.components[0]];
         if names.iter().any(|n| *n == "." || *n == "..") {
             return Ok(Step::Fail(if xlock_srcdn { Errno::EINVAL } else { Errno::EEXIST }));
+        }
+        if let Some(step) = self.cross_rank_two_paths(reqid, dest, src)? {
+            return Ok(step);
         }
         let d = match self.traverse_named(reqid, dest, SNAP_LOCKED, false)? {
             Step::Done(x) => x,
@@ -377,6 +427,9 @@ impl Locker {
         let Some(tdata) = self.cache.inode(targeti).map(|n| n.projected_data().clone()) else {
             return self.reply_error(reqid, Errno::ENOENT);
         };
+        if !self.all_local(targeti) {
+            return self.reply_error(reqid, Errno::EXDEV);
+        }
         if tdata.is_dir() {
             return self.reply_error(reqid, Errno::EINVAL);
         }
@@ -440,6 +493,9 @@ impl Locker {
         let src_is_dir = self.cache.inode(srci).is_some_and(|n| n.is_dir());
         if src_is_dir && self.cache.is_projected_ancestor(srci, d.dir) {
             return self.reply_error(reqid, Errno::EINVAL);
+        }
+        if !self.all_local(srci) || oldin.is_some_and(|o| !self.all_local(o)) {
+            return self.reply_error(reqid, Errno::EXDEV);
         }
         let old_is_dir = oldin.is_some_and(|o| self.cache.inode(o).is_some_and(|n| n.is_dir()));
         if let Some(o) = oldin {

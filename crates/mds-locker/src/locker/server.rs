@@ -693,7 +693,7 @@ impl Locker {
             // marks both scatterlocks dirty so the change is gathered (and nudged).
             self.note_projection(reqid, Projection::Fnode(frag))?;
             for ty in [LockType::IFile, LockType::INest] {
-                self.lkm(LockId::inode(dir, ty))?.scatter.dirty = true;
+                self.mark_updated_scatterlock(LockId::inode(dir, ty))?;
             }
             return Ok(());
         }

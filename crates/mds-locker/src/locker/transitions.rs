@@ -10,8 +10,8 @@
 //! the §4.12 "full protocol sequences" table says and put them in the gather set
 //! (`init_gather`); `eval_gather` cannot finish while that set is non-empty. A replica runs
 //! `eval_gather` too, for its own holders, and acknowledges to the auth when done (§4.9
-//! replica table). Scatter writebehind (§4.13) is out of scope: a dirty lock does not wait for
-//! a journaled fold (see `lock_msg` for what happens to the data instead).
+//! replica table). A dirty scatterlock does not complete until its gathered frag stats are
+//! folded and journaled (§4.9 auth step 2, `scatter` module).
 
 use lock_sm::{GatherState, LockAction, LockState, LockType, gather_finished};
 
@@ -75,14 +75,16 @@ impl Locker {
                 }
                 return Ok(());
             }
-            // Step 2 (writebehind of dirty scattered data) is out of scope: the data the
-            // replicas sent is already stored on our dirfrag replicas, so tell them it is
-            // "flushed" at once.
-            if replicated
-                && self.lk(id)?.scatter_flags().dirty
-                && matches!(state, LockState::MixLock | LockState::MixLock2 | LockState::MixExcl)
-            {
-                self.send_lock_to_replicas(id, LockAction::LockFlushed, false)?;
+            // Step 2: gathered frag stats not yet folded are journaled first (§4.13
+            // `scatter_writebehind`); FLUSHING keeps this gather open until the entry is
+            // safe, and releasing the writebehind's forced wrlock re-enters here.
+            let flags = self.lk(id)?.scatter_flags();
+            if flags.dirty && !flags.flushed {
+                self.scatter_writebehind(id)?;
+                if need_issue {
+                    self.request_issue(id);
+                }
+                return Ok(());
             }
             // Step 3.
             self.lkm(id)?.scatter.flushed = false;
