@@ -144,7 +144,9 @@ impl fmt::Display for EventType {
 pub struct ESubtreeMap {
     /// The subtree roots' and bounds' dirfrags and ancestry.
     pub metablob: MetaBlob,
-    /// Subtree root → its bounds (nested subtrees owned elsewhere).
+    /// Subtree root → its bounds (nested subtrees owned elsewhere). JSON has no struct
+    /// keys, so it is dumped as a list of `{"root": …, "bounds": [...]}`.
+    #[serde(serialize_with = "serde_util::subtree_list")]
     pub subtrees: BTreeMap<DirFrag, Vec<DirFrag>>,
     /// Subtrees whose authority is being resolved (in-progress imports).
     pub ambiguous_subtrees: BTreeSet<DirFrag>,
@@ -636,4 +638,32 @@ fn decode_noop(d: &mut Decoder<'_>) -> DecodeResult<ENoOp> {
         d.skip(pad_size as usize)?;
         Ok(ENoOp { pad_size })
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn df(ino: u64) -> DirFrag {
+        DirFrag::whole(InodeNo(ino))
+    }
+
+    /// A subtree map with subtrees dumps as JSON (a map keyed by `DirFrag` cannot: JSON keys
+    /// are strings), as a list of root/bounds pairs in root order, and still round-trips
+    /// through the binary encoding.
+    #[test]
+    fn subtree_map_with_subtrees_serializes_as_a_root_bounds_list() {
+        let mut subtrees = BTreeMap::new();
+        subtrees.insert(df(1), vec![df(0x1000), df(0x1001)]);
+        subtrees.insert(df(0x100), Vec::new());
+        let ev = LogEvent::SubtreeMap(ESubtreeMap { subtrees, event_seq: 7, ..ESubtreeMap::default() });
+        let v = serde_json::to_value(&ev).expect("subtree map serializes");
+        let list = v["event"]["subtrees"].as_array().expect("subtrees is a list");
+        assert_eq!(list.len(), 2);
+        assert_eq!(list[0]["root"], serde_json::to_value(df(1)).unwrap());
+        assert_eq!(list[0]["bounds"].as_array().map(Vec::len), Some(2));
+        assert_eq!(list[1]["root"], serde_json::to_value(df(0x100)).unwrap());
+        assert_eq!(list[1]["bounds"], serde_json::json!([]));
+        assert_eq!(LogEvent::decode_payload(&ev.to_payload()).unwrap(), ev);
+    }
 }

@@ -31,6 +31,20 @@ pub(crate) fn entity_addr<S: Serializer>(a: &EntityAddr, s: S) -> Result<S::Ok, 
     s.collect_str(a)
 }
 
+/// A subtree map (`root → bounds`) as a list of `{"root", "bounds"}` objects in root order:
+/// its keys are structs, which JSON object keys cannot be.
+pub(crate) fn subtree_list<S: Serializer>(
+    m: &std::collections::BTreeMap<crate::DirFrag, Vec<crate::DirFrag>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(serde::Serialize)]
+    struct Entry<'a> {
+        root: &'a crate::DirFrag,
+        bounds: &'a [crate::DirFrag],
+    }
+    s.collect_seq(m.iter().map(|(root, bounds)| Entry { root, bounds }))
+}
+
 pub(crate) fn hex<S: Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&to_hex(b))
 }

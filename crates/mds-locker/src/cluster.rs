@@ -7,17 +7,84 @@
 //! still FIFO per connection.
 //!
 //! `Cluster` owns N Lockers, routes their `Effect::Send`s through a transport, keeps a
-//! stand-in journal per rank (entries become safe when the driver says so, or at once with
-//! `auto_safe`), and records every other effect with the rank that produced it. Everything is
-//! single-threaded and deterministic; tests drive it step by step.
+//! journal per rank, and records every other effect with the rank that produced it.
+//! Everything is single-threaded and deterministic; tests drive it step by step.
+//!
+//! # Journals
+//!
+//! Each rank's journal is a list of encoded `mds_journal::LogEvent` payloads (the bytes
+//! `LogEvent::to_payload` produces, as an `MdLog` frames them). The Lockers stay sans-I/O and
+//! the cluster does what `runtime::Rank` does for one rank, without a device: at
+//! `Effect::JournalSubmit` the entry is encoded through `wire` at once (the cache still holds
+//! its projections) and kept as *unsafe*; `make_safe` / `settle` / `auto_safe` move unsafe
+//! entries to the durable list in order and only then feed `Event::JournalSafe`. A crash loses
+//! the unsafe ones. Session opens and closes (ESession) and subtree maps (ESubtreeMap, written
+//! when a rank starts and when `pin_empty_dir` changes its subtrees) are durable at once, as
+//! Ceph answers a session open and finishes an import only once those events are safe. The
+//! choice of a byte list over a `runtime::Rank` per rank keeps the cluster synchronous; replay
+//! still goes through the real encoding and `wire`'s mapping (`recovery::replay_rank`).
+//!
+//! # Rank failure: crash, replay, simplified resolve / reconnect / rejoin
+//!
+//! `crash(r)` drops rank `r`'s Locker, its unsafe journal entries and every message to or
+//! from it in flight; forwards to it wait; each survivor gets `Event::RankDown`: it forgets
+//! `r`'s replicas and gather entries (gathers that become empty complete), cleans up the
+//! peer requests `r` led (releasing their locks), and stops waiting for `r`'s acks and
+//! discover replies (those requests are retried at `Event::RankActive`, as Ceph's
+//! `wait_for_active_peer` retries them).
+//!
+//! `restart(r)` replays `r`'s durable journal into a fresh Locker (subtree maps, sessions,
+//! updates, the completed-request table), then:
+//! 1. *resolve*: `r` learns every survivor's subtree roots and settles which replayed objects
+//!    are its own (`Locker::resolve_authority`); uncommitted peer updates are decided by
+//!    `recovery::decide_peer_updates` (commit iff the leader journaled its update).
+//! 2. *rejoin, locks*: each survivor reports the remote xlocks / wrlocks its leader requests
+//!    hold on `r`'s objects; `r` re-acquires them as peer requests led by that survivor.
+//! 3. *rejoin, replicas*: each survivor reports its replicas of `r`'s objects; `r` re-adds
+//!    them and answers with its lock states, which the survivor adopts. Then the same for
+//!    the replicas `r` itself replayed (ancestors of its subtree roots), from their auths.
+//! 4. `r` journals a fresh ESubtreeMap; survivors get `Event::RankActive`; clients re-send the
+//!    requests `r` had not safely answered (the completed-request table answers those whose
+//!    update was durable; the others run again, once).
+//!
+//! Simplified compared with Ceph:
+//! * No mdsmap, no standby takeover, no states (REPLAY, RESOLVE, RECONNECT, REJOIN,
+//!   CLIENTREPLAY, ACTIVE): the same rank restarts at once and the stages run back to back
+//!   inside `restart`, with no other event in between; survivors need not check a peer's
+//!   state before sending it lock messages.
+//! * Resolve and rejoin are direct calls between Lockers, not MMDSResolve / MMDSCacheRejoin
+//!   messages; the exchange is complete and in order by construction, so there are no
+//!   resolve acks, no rejoin acks with missing-object lists, no retries.
+//! * Resolve only settles subtree authority (every survivor's subtree roots are trusted, so
+//!   there are no ambiguous imports) and decides uncommitted peer updates through a hook: no
+//!   operation journals EPeerUpdate yet (witness ops reply EXDEV), so nothing is committed or
+//!   rolled back, only reported (`RestartReport::peer_decisions`).
+//! * Reconnect is not modelled: clients' capabilities on the failed rank are lost (Ceph's
+//!   clients re-send their caps and `choose_lock_state` picks lock states from them), and
+//!   the restarted rank's locks start in their initial states. Clients only re-send unsafe
+//!   requests, in request-id order, without Ceph's replay-before-new-requests ordering or
+//!   disabling early replies for replayed requests.
+//! * Rejoin re-acquires a remote xlock by setting the auth's lock to XLOCK (XLOCKDONE if the
+//!   leader had marked it done) and a remote wrlock by moving a stable lock that forbids it to
+//!   LOCK; the implicit versionlock xlock a peer xlock takes is not re-taken. Remote auth pins
+//!   are not re-sent (the re-created peer request pins the locked object itself), and the
+//!   leader forgets those it had on the failed rank. Scatterlocks do not keep the failed
+//!   rank in a MIX-family gather, and no lock is marked `need_recover`.
+//! * A replica the auth no longer has (possible only for objects that were never journaled,
+//!   e.g. built with `cache_mut`) is left in the holder's cache instead of being trimmed.
+//! * The restarted rank re-discovers, on traversal, any replica it held only in memory.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use crate::effects::{ClientRequest, Effect, Event};
+use mds_journal::LogEvent;
+
+use crate::effects::{ClientRequest, Effect, Event, Reply};
 use crate::error::LockerError;
-use crate::ids::{Ino, JournalSeq, ObjKey, ObjRef, Rank};
+use crate::ids::{Ino, JournalSeq, ObjKey, ObjRef, Rank, ReqId};
 use crate::locker::{Locker, LockerConfig};
 use crate::message::MdsMessage;
+use crate::recovery::{self, PeerDecision, ReplayError};
+use crate::wire::{self, WireError};
 
 /// Carries messages between ranks.
 pub trait Transport {
@@ -70,6 +137,39 @@ pub enum ClusterError {
     /// A setup step's precondition does not hold.
     #[error("{0}")]
     Setup(String),
+    /// The rank is down (crashed and not yet restarted), or already up for `restart`.
+    #[error("rank {0} is down")]
+    RankDown(Rank),
+    /// `restart` of a rank that is not down.
+    #[error("rank {0} is not down")]
+    NotDown(Rank),
+    /// A journal entry could not be encoded.
+    #[error("journal encoding: {0}")]
+    Wire(#[from] WireError),
+    /// A rank's journal could not be replayed.
+    #[error("replay: {0}")]
+    Replay(#[from] ReplayError),
+}
+
+/// What `Cluster::restart` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestartReport {
+    /// What replay found.
+    pub replay: recovery::ReplayOutcome,
+    /// Remote locks of survivors' leaders re-acquired on the restarted rank.
+    pub rejoined_locks: usize,
+    /// Remote locks that could not be (object gone or not the rank's).
+    pub lost_locks: usize,
+    /// Survivors' replicas re-added on the restarted rank (objects and dirfrags).
+    pub rejoined_replicas: usize,
+    /// The restarted rank's replayed replicas re-added on their auths.
+    pub weak_replicas: usize,
+    /// Replicas whose auth no longer has the object (left in place).
+    pub stale_replicas: usize,
+    /// Uncommitted peer updates and what resolve decided for each.
+    pub peer_decisions: Vec<(mds_journal::MetaReqId, PeerDecision)>,
+    /// Client requests re-sent to the restarted rank.
+    pub resent: usize,
 }
 
 /// One effect a rank produced, in production order.
@@ -86,8 +186,17 @@ pub struct Output {
 pub struct Cluster<T: Transport = FifoTransport> {
     ranks: Vec<Locker>,
     net: T,
-    /// Per rank: journal entries submitted and not yet safe.
-    unsafe_entries: Vec<VecDeque<JournalSeq>>,
+    /// Per rank: durable journal events, encoded, in log order.
+    journals: Vec<Vec<Vec<u8>>>,
+    /// Per rank: journal entries submitted and not yet safe (Locker seq, encoded event).
+    pending: Vec<VecDeque<(JournalSeq, Vec<u8>)>>,
+    /// Ranks crashed and not yet restarted.
+    down: BTreeSet<Rank>,
+    /// Client requests sent to a rank that have not had their safe reply: what clients
+    /// re-send after that rank restarts.
+    client_unsafe: BTreeMap<(Rank, ReqId), ClientRequest>,
+    /// Messages dropped because their sender or receiver was down.
+    dropped: u64,
     auto_safe: bool,
     outputs: Vec<Output>,
     delivered: BTreeMap<&'static str, u64>,
@@ -117,16 +226,74 @@ impl<T: Transport> Cluster<T> {
             }
         }
         let count = ranks.len();
-        Cluster {
+        let mut c = Cluster {
             ranks,
             net,
-            unsafe_entries: vec![VecDeque::new(); count],
+            journals: vec![Vec::new(); count],
+            pending: vec![VecDeque::new(); count],
+            down: BTreeSet::new(),
+            client_unsafe: BTreeMap::new(),
+            dropped: 0,
             auto_safe: false,
             outputs: Vec::new(),
             delivered: BTreeMap::new(),
             max_deliveries: 1_000_000,
             forwards: VecDeque::new(),
+        };
+        for r in 0..count as Rank {
+            // A fresh cache always encodes: its subtree roots are its own base directories.
+            if let Err(e) = c.journal_subtree_map(r) {
+                tracing::error!(rank = r, error = %e, "initial subtree map not journaled");
+            }
         }
+        c
+    }
+
+    /// Appends an event to rank `r`'s durable journal.
+    fn journal_durable(&mut self, r: Rank, ev: &LogEvent) {
+        if let Some(j) = self.journals.get_mut(r as usize) {
+            j.push(ev.to_payload());
+        }
+    }
+
+    /// Journals rank `r`'s current subtree map (mds §6.1 ESubtreeMap), durable at once.
+    fn journal_subtree_map(&mut self, r: Rank) -> Result<(), ClusterError> {
+        let seq = self.journals.get(r as usize).map_or(0, |j| j.len() as u64);
+        let ev = recovery::subtree_map_event(self.rank(r).cache(), seq)?;
+        self.journal_durable(r, &ev);
+        Ok(())
+    }
+
+    /// Rank `r`'s durable journal: encoded events in log order.
+    pub fn journal(&self, r: Rank) -> &[Vec<u8>] {
+        self.journals.get(r as usize).map_or(&[], |j| j.as_slice())
+    }
+
+    /// Rank `r`'s durable journal, decoded.
+    pub fn journal_events(&self, r: Rank) -> Result<Vec<LogEvent>, ClusterError> {
+        self.journal(r)
+            .iter()
+            .enumerate()
+            .map(|(index, b)| {
+                LogEvent::decode_payload(b)
+                    .map_err(|e| ClusterError::Replay(ReplayError::Decode { index, why: e.to_string() }))
+            })
+            .collect()
+    }
+
+    /// Whether rank `r` is down.
+    pub fn is_down(&self, r: Rank) -> bool {
+        self.down.contains(&r)
+    }
+
+    /// Messages dropped because their sender or receiver was down.
+    pub fn dropped_messages(&self) -> u64 {
+        self.dropped
+    }
+
+    /// Client requests sent to rank `r` still waiting for their safe reply.
+    pub fn client_unsafe(&self, r: Rank) -> impl Iterator<Item = &ClientRequest> {
+        self.client_unsafe.range((r, ReqId(0))..=(r, ReqId(u64::MAX))).map(|(_, q)| q)
     }
 
     /// With `auto_safe`, every journal entry is made safe as soon as the event or message
@@ -187,18 +354,36 @@ impl<T: Transport> Cluster<T> {
 
     /// Journal entries of `r` submitted and not yet safe.
     pub fn unsafe_entries(&self, r: Rank) -> usize {
-        self.unsafe_entries.get(r as usize).map_or(0, |q| q.len())
+        self.pending.get(r as usize).map_or(0, |q| q.len())
     }
 
     /// Feeds one event to rank `r` and routes its effects. Messages are queued, not
-    /// delivered: call `run` (or `step`) to deliver them.
+    /// delivered: call `run` (or `step`) to deliver them. A session that opens is journaled
+    /// (ESession); a client request is remembered until its safe reply, so the client can
+    /// re-send it if the rank fails first.
     pub fn handle(&mut self, r: Rank, ev: Event) -> Result<(), ClusterError> {
-        let fx = self
-            .ranks
-            .get_mut(r as usize)
-            .ok_or(ClusterError::NoRank(r))?
-            .handle(ev)
-            .map_err(|source| ClusterError::Locker { rank: r, source })?;
+        if self.down.contains(&r) {
+            return Err(ClusterError::RankDown(r));
+        }
+        let locker = self.ranks.get_mut(r as usize).ok_or(ClusterError::NoRank(r))?;
+        let opens = match &ev {
+            Event::SessionOpen { client } if !locker.sessions().any(|s| s.client() == *client) => {
+                Some(*client)
+            }
+            _ => None,
+        };
+        let request = match &ev {
+            Event::Request(req) => Some(req.clone()),
+            _ => None,
+        };
+        let fx = locker.handle(ev).map_err(|source| ClusterError::Locker { rank: r, source })?;
+        if let Some(client) = opens {
+            self.journal_durable(r, &wire::session_event(client, true));
+        }
+        if let Some(req) = request {
+            // A re-sent copy answered at once from the completed table removes it again below.
+            self.client_unsafe.insert((r, req.reqid), req);
+        }
         self.route(r, fx)
     }
 
@@ -210,34 +395,61 @@ impl<T: Transport> Cluster<T> {
                     if to as usize >= self.ranks.len() {
                         return Err(ClusterError::NoRank(to));
                     }
+                    if self.down.contains(&to) {
+                        self.dropped += 1;
+                        continue;
+                    }
                     self.net.send(r, to, msg);
                 }
                 Effect::Forward { to, ref request } => {
                     if to as usize >= self.ranks.len() {
                         return Err(ClusterError::NoRank(to));
                     }
+                    self.client_unsafe.remove(&(r, request.reqid));
                     self.forwards.push_back((to, request.clone()));
                     self.outputs.push(Output { rank: r, effect: e });
                 }
                 Effect::JournalSubmit { seq, ref entry } => {
-                    let _ = entry;
-                    self.unsafe_entries[r as usize].push_back(seq);
+                    let l = &self.ranks[r as usize];
+                    let client = l.request(entry.reqid).and_then(|m| m.client());
+                    let created = l.journaled_reply(entry.reqid).and_then(|j| j.created);
+                    let ev = wire::to_log_event_with_created(entry, l.cache(), client, created)?;
+                    self.pending[r as usize].push_back((seq, ev.to_payload()));
+                    self.outputs.push(Output { rank: r, effect: e });
+                }
+                Effect::Reply(Reply { reqid, safe: true, .. }) => {
+                    self.client_unsafe.remove(&(r, reqid));
+                    self.outputs.push(Output { rank: r, effect: e });
+                }
+                Effect::Evicted { client } => {
+                    // An evicted client re-sends nothing to this rank.
+                    self.client_unsafe.retain(|(rank, _), q| *rank != r || q.client != client);
+                    self.journal_durable(r, &wire::session_event(client, false));
                     self.outputs.push(Output { rank: r, effect: e });
                 }
                 other => self.outputs.push(Output { rank: r, effect: other }),
             }
         }
-        if self.auto_safe && !self.unsafe_entries[r as usize].is_empty() {
+        if self.auto_safe && !self.pending[r as usize].is_empty() {
             self.make_safe(r)?;
         }
         Ok(())
     }
 
-    /// Makes every submitted entry of rank `r` safe.
+    /// Makes every submitted entry of rank `r` safe: appends them to its durable journal in
+    /// order, then tells the Locker.
     pub fn make_safe(&mut self, r: Rank) -> Result<(), ClusterError> {
-        let Some(upto) = self.unsafe_entries.get_mut(r as usize).and_then(|q| q.drain(..).next_back()) else {
+        if self.down.contains(&r) {
+            return Ok(());
+        }
+        let Some(q) = self.pending.get_mut(r as usize) else {
             return Ok(());
         };
+        let entries: Vec<(JournalSeq, Vec<u8>)> = q.drain(..).collect();
+        let Some(upto) = entries.last().map(|(s, _)| *s) else {
+            return Ok(());
+        };
+        self.journals[r as usize].extend(entries.into_iter().map(|(_, b)| b));
         self.handle(r, Event::JournalSafe { upto })
     }
 
@@ -246,8 +458,9 @@ impl<T: Transport> Cluster<T> {
     pub fn settle(&mut self) -> Result<(), ClusterError> {
         loop {
             self.run()?;
-            let pending: Vec<Rank> =
-                (0..self.ranks.len() as Rank).filter(|r| self.unsafe_entries(*r) > 0).collect();
+            let pending: Vec<Rank> = (0..self.ranks.len() as Rank)
+                .filter(|r| self.unsafe_entries(*r) > 0 && !self.down.contains(r))
+                .collect();
             if pending.is_empty() {
                 return Ok(());
             }
@@ -261,7 +474,9 @@ impl<T: Transport> Cluster<T> {
     /// opening a session there first if it has none, as a Ceph client does) or else one
     /// message. Returns false if nothing was pending.
     pub fn step(&mut self) -> Result<bool, ClusterError> {
-        if let Some((to, req)) = self.forwards.pop_front() {
+        // A client holds a forward to a down rank until it is back.
+        let next_fwd = self.forwards.iter().position(|(to, _)| !self.down.contains(to));
+        if let Some((to, req)) = next_fwd.and_then(|i| self.forwards.remove(i)) {
             *self.delivered.entry("client_request_forward").or_insert(0) += 1;
             if !self.rank(to).sessions().any(|s| s.client() == req.client) {
                 self.handle(to, Event::SessionOpen { client: req.client })?;
@@ -272,6 +487,10 @@ impl<T: Transport> Cluster<T> {
         let Some((from, to, msg)) = self.net.next() else {
             return Ok(false);
         };
+        if self.down.contains(&to) || self.down.contains(&from) {
+            self.dropped += 1;
+            return Ok(true);
+        }
         *self.delivered.entry(msg.kind()).or_insert(0) += 1;
         self.handle(to, Event::Message { from, msg })?;
         Ok(true)
@@ -377,6 +596,149 @@ impl<T: Transport> Cluster<T> {
         imp.set_dirfrag_auth(g, to);
         imp.set_dirfrag_complete(g, fnode);
         imp.add_dirfrag_replica(g, from);
+        // Both subtree sets changed: journal them (Ceph's EExport / EImportFinish).
+        self.journal_subtree_map(from)?;
+        self.journal_subtree_map(to)?;
         Ok(())
+    }
+
+    /// Rank `r` fails (see the module notes): its Locker and unsafe journal entries are
+    /// lost, messages to and from it in flight are dropped, and every survivor handles
+    /// `Event::RankDown`. Its durable journal stays for `restart`.
+    pub fn crash(&mut self, r: Rank) -> Result<(), ClusterError> {
+        if r as usize >= self.ranks.len() {
+            return Err(ClusterError::NoRank(r));
+        }
+        if self.down.contains(&r) {
+            return Err(ClusterError::RankDown(r));
+        }
+        let cfg = self.ranks[r as usize].config().clone();
+        // An empty stand-in until the restart replays the journal.
+        self.ranks[r as usize] = Locker::new(cfg);
+        self.pending[r as usize].clear();
+        self.down.insert(r);
+        let mut keep = Vec::new();
+        while let Some((from, to, msg)) = self.net.next() {
+            if from == r || to == r {
+                self.dropped += 1;
+            } else {
+                keep.push((from, to, msg));
+            }
+        }
+        for (from, to, msg) in keep {
+            self.net.send(from, to, msg);
+        }
+        for s in self.up_ranks() {
+            self.handle(s, Event::RankDown { rank: r })?;
+        }
+        Ok(())
+    }
+
+    fn up_ranks(&self) -> Vec<Rank> {
+        (0..self.ranks.len() as Rank).filter(|r| !self.down.contains(r)).collect()
+    }
+
+    /// Restarts failed rank `r`: replay, resolve, rejoin, then clients re-send (see the
+    /// module notes for each step and what is simplified). Messages the steps produce are
+    /// queued; call `run` or `settle` afterwards.
+    pub fn restart(&mut self, r: Rank) -> Result<RestartReport, ClusterError> {
+        if r as usize >= self.ranks.len() {
+            return Err(ClusterError::NoRank(r));
+        }
+        if !self.down.contains(&r) {
+            return Err(ClusterError::NotDown(r));
+        }
+        let cfg = self.ranks[r as usize].config().clone();
+        let (mut locker, replay) = recovery::replay_rank(cfg, &self.journals[r as usize])?;
+        let mut report = RestartReport::default();
+        let survivors = self.up_ranks();
+
+        // Resolve: subtree authority from every rank, and the uncommitted peer updates.
+        let mut roots = BTreeMap::new();
+        for s in &survivors {
+            for k in recovery::subtree_roots(self.rank(*s).cache()).into_keys() {
+                roots.insert(k, *s);
+            }
+        }
+        for k in &replay.subtree_roots {
+            roots.insert(*k, r);
+        }
+        locker.resolve_authority(&roots);
+        let leader_journals: Vec<Vec<LogEvent>> =
+            (0..self.ranks.len() as Rank).map(|l| self.journal_events(l).unwrap_or_default()).collect();
+        report.peer_decisions = recovery::decide_peer_updates(&replay.uncommitted_peer_updates, |l, q| {
+            leader_journals.get(l as usize).is_some_and(|j| recovery::journal_has_update(j, q))
+        });
+        self.ranks[r as usize] = locker;
+        self.down.remove(&r);
+        report.replay = replay;
+
+        // Rejoin, first the survivors' remote locks, so the lock states the replicas adopt
+        // below already include them.
+        for s in &survivors {
+            for l in self.rank(*s).rejoin_remote_locks(r) {
+                let (ok, fx) = self.ranks[r as usize]
+                    .rejoin_lock(*s, &l)
+                    .map_err(|source| ClusterError::Locker { rank: r, source })?;
+                if ok {
+                    report.rejoined_locks += 1;
+                } else {
+                    report.lost_locks += 1;
+                }
+                self.route(r, fx)?;
+            }
+        }
+        // Then the survivors' replicas of r's objects.
+        for s in &survivors {
+            for key in self.rank(*s).rejoin_replicas_of(r) {
+                let got = self.ranks[r as usize]
+                    .rejoin_replica(*s, &key)
+                    .map_err(|source| ClusterError::Locker { rank: r, source })?;
+                match got {
+                    Some(obj) => {
+                        let fx = self.ranks[*s as usize]
+                            .rejoin_ack(r, obj)
+                            .map_err(|source| ClusterError::Locker { rank: *s, source })?;
+                        report.rejoined_replicas += 1;
+                        self.route(*s, fx)?;
+                    }
+                    None => report.stale_replicas += 1,
+                }
+            }
+        }
+        // And r's replayed replicas of the survivors' objects.
+        for (auth, key) in self.rank(r).rejoin_weak() {
+            if self.down.contains(&auth) || auth as usize >= self.ranks.len() {
+                continue;
+            }
+            let got = self.ranks[auth as usize]
+                .rejoin_replica(r, &key)
+                .map_err(|source| ClusterError::Locker { rank: auth, source })?;
+            match got {
+                Some(obj) => {
+                    let fx = self.ranks[r as usize]
+                        .rejoin_ack(auth, obj)
+                        .map_err(|source| ClusterError::Locker { rank: r, source })?;
+                    report.weak_replicas += 1;
+                    self.route(r, fx)?;
+                }
+                None => report.stale_replicas += 1,
+            }
+        }
+        self.journal_subtree_map(r)?;
+
+        // Active: survivors retry what waited for r; clients re-send their unsafe requests.
+        for s in &survivors {
+            self.handle(*s, Event::RankActive { rank: r })?;
+        }
+        let resend: Vec<ClientRequest> = self.client_unsafe(r).cloned().collect();
+        for req in resend {
+            if !self.rank(r).sessions().any(|s| s.client() == req.client) {
+                self.handle(r, Event::SessionOpen { client: req.client })?;
+            }
+            report.resent += 1;
+            self.handle(r, Event::Request(req))?;
+        }
+        Ok(report)
     }
 }

@@ -391,6 +391,18 @@ pub enum Event {
         /// Current time.
         now_ms: u64,
     },
+    /// Another rank failed (the mdsmap shows it down): forget its replicas and gather acks,
+    /// drop the peer requests it led, and stop waiting for it (see `cluster` on rejoin).
+    RankDown {
+        /// The failed rank.
+        rank: Rank,
+    },
+    /// A failed rank finished its rejoin and is active again: requests that were waiting for
+    /// it are retried.
+    RankActive {
+        /// The recovered rank.
+        rank: Rank,
+    },
 }
 
 /// What a cap message to a client does.

@@ -66,6 +66,7 @@ pub mod lock;
 pub mod locker;
 pub mod message;
 pub mod mutation;
+pub mod recovery;
 pub mod runtime;
 pub mod wire;
 

@@ -110,7 +110,7 @@ fn nest_stat(n: &NestInfo) -> Result<NestStat, WireError> {
     })
 }
 
-fn wire_fnode(f: &Fnode) -> mds_journal::Fnode {
+pub(crate) fn wire_fnode(f: &Fnode) -> mds_journal::Fnode {
     mds_journal::Fnode {
         version: f.version,
         fragstat: frag_info(&f.fragstat),
@@ -174,7 +174,7 @@ pub fn cache_inode(f: &FullDentry) -> Result<(Ino, InodeData), WireError> {
     Ok((Ino(i.ino.0), data))
 }
 
-fn full_dentry(name: &str, version: u64, ino: Ino, d: &InodeData, state: u32) -> FullDentry {
+pub(crate) fn full_dentry(name: &str, version: u64, ino: Ino, d: &InodeData, state: u32) -> FullDentry {
     FullDentry {
         name: name.to_string(),
         first: 2,

@@ -21,6 +21,7 @@ mod ops_attr;
 mod ops_link;
 mod ops_read;
 mod peer;
+mod rejoin;
 mod replay;
 mod replicate;
 mod scatter;
@@ -314,6 +315,8 @@ impl Locker {
             Event::Message { from, msg } => self.handle_message(from, msg),
             Event::JournalSafe { upto } => self.journal_safe(upto),
             Event::Tick { now_ms } => self.tick(now_ms),
+            Event::RankDown { rank } => self.rank_down(rank),
+            Event::RankActive { rank } => self.rank_active(rank),
         }
     }
 

@@ -266,7 +266,7 @@ impl Locker {
         Ok(out)
     }
 
-    fn encode_inode_replica(&self, i: InodeId) -> Result<ReplicaObj, LockerError> {
+    pub(crate) fn encode_inode_replica(&self, i: InodeId) -> Result<ReplicaObj, LockerError> {
         let n = self.cache.inode(i).ok_or(LockerError::UnknownInode(Ino(0)))?;
         Ok(ReplicaObj::Inode {
             ino: n.ino(),
@@ -276,7 +276,7 @@ impl Locker {
         })
     }
 
-    fn encode_dentry_replica(&self, d: DentryId) -> Result<ReplicaObj, LockerError> {
+    pub(crate) fn encode_dentry_replica(&self, d: DentryId) -> Result<ReplicaObj, LockerError> {
         let dn = self.cache.dentry(d).ok_or(LockerError::UnknownObject(ObjKey::Inode(Ino(0))))?;
         let dir = self
             .cache
@@ -417,7 +417,7 @@ impl Locker {
         Ok(())
     }
 
-    fn set_replica_locks(
+    pub(crate) fn set_replica_locks(
         &mut self,
         obj: ObjRef,
         locks: &[(u16, lock_sm::LockState)],
