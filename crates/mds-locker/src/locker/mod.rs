@@ -65,6 +65,13 @@ pub struct LockerConfig {
     /// Completed-request table entries kept per session (Ceph's `mds_max_completed_requests`
     /// default); the oldest ids are forgotten first.
     pub max_completed_requests: usize,
+    /// Record every lock grant, release and state change in order, for the simulator's trace
+    /// and its grant-time checks (`lock_events`, `take_lock_events`).
+    pub record_lock_events: bool,
+    /// A deliberate bug for proving the simulator catches it (issue 9): grant a rdlock in
+    /// SYNC_LOCK, which every table forbids. Exists only with the `bug-injection` feature.
+    #[cfg(feature = "bug-injection")]
+    pub inject_rdlock_in_sync_lock: bool,
 }
 
 impl Default for LockerConfig {
@@ -77,6 +84,9 @@ impl Default for LockerConfig {
             record_transitions: false,
             record_lock_sets: false,
             max_completed_requests: 100_000,
+            record_lock_events: false,
+            #[cfg(feature = "bug-injection")]
+            inject_rdlock_in_sync_lock: false,
         }
     }
 }
@@ -146,6 +156,8 @@ pub struct Locker {
     pub(crate) discovering: BTreeMap<(Ino, String), Vec<ReqId>>,
     /// Requests told by a discover reply that the name they traverse does not exist.
     pub(crate) discover_missing: BTreeMap<ReqId, (Ino, String)>,
+    /// Recorded lock events (`record_lock_events`).
+    pub(crate) lock_events: Vec<crate::lock_events::LockEvent>,
 }
 
 impl Locker {
@@ -175,6 +187,7 @@ impl Locker {
             lock_sets: BTreeMap::new(),
             discovering: BTreeMap::new(),
             discover_missing: BTreeMap::new(),
+            lock_events: Vec::new(),
         }
     }
 
@@ -401,6 +414,7 @@ impl Locker {
         if self.cfg.record_transitions {
             self.transitions.push(Transition { lock: id, from, to });
         }
+        self.note_state(id, from, to);
         tracing::debug!(lock = ?id, from = from.log_name(), to = to.log_name(), "lock state");
         Ok(())
     }

@@ -82,8 +82,10 @@ impl Locker {
             }
         }
         if self.lk(id)?.can_rdlock(client) {
+            let facts = self.grant_facts(id, false, false)?;
             self.lkm(id)?.get_rdlock(reqid);
             self.mutation_mut(reqid)?.add_held(id, crate::mutation::RDLOCK);
+            self.note_grant(id, reqid, client, crate::lock_events::HoldKind::Rd, facts);
             return Ok(true);
         }
         Ok(false)
@@ -200,7 +202,8 @@ impl Locker {
                 return Ok(Step::Wait);
             }
             let linkage = self.visible_linkage(dn, reqid)?;
-            if linkage == Linkage::Null && self.cache.dentry(dn).is_some_and(|d| d.pending_primary.is_some()) {
+            if linkage == Linkage::Null && self.cache.dentry(dn).is_some_and(|d| d.pending_primary.is_some())
+            {
                 // A replica dentry the auth linked (its lock data named the inode) to an
                 // inode this rank has no replica of: ask the auth for it (§5.1 discover).
                 return self.discover_dentry(reqid, cur, name);
