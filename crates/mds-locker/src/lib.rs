@@ -63,6 +63,7 @@ pub mod ids;
 pub mod invariants;
 pub mod journal;
 pub mod lock;
+pub mod lock_events;
 pub mod locker;
 pub mod message;
 pub mod mutation;
@@ -84,6 +85,7 @@ pub use ids::{
 };
 pub use journal::{JournalEntry, MetaChange};
 pub use lock::Lock;
+pub use lock_events::{GrantFacts, HoldKind, LockEvent, LockEventKind};
 pub use locker::{Locker, LockerConfig, LockerStats, Transition};
 pub use message::{DentryLinkage, LockData, LockMsg, MdsMessage, PeerMsg, PeerOp, ReplicaBundle, ReplicaObj};
 pub use mutation::{LockOp, Mutation};

@@ -5,10 +5,12 @@
 //! clock, and tokio runs on one thread with paused time. A failing seed therefore is a complete
 //! bug report: rerun it and the same steps happen in the same order.
 //!
-//! Only the RBD half exists so far ([`rbd`]); the MDS half (ranks, filesystem clients, journal
-//! faults) is still to come.
+//! The RBD half ([`rbd`]) runs K RBD clients on the embedded cluster; the MDS half ([`mds`])
+//! runs R Locker ranks and M filesystem clients over a seeded transport.
 
 pub mod invariants;
+pub mod mds;
+pub(crate) mod mds_model;
 pub mod model;
 pub mod rbd;
 pub mod trace;

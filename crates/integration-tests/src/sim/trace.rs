@@ -25,6 +25,11 @@ impl Trace {
         }
     }
 
+    /// Emits one event built by the caller (the MDS half's lock, request and fault events).
+    pub fn event(&mut self, v: Value) {
+        self.emit(v);
+    }
+
     /// Emits `lock_owner` when the owner differs from the last one emitted (`None` = unlocked).
     pub fn owner(&mut self, step: u64, image: &str, owner: Option<u64>) {
         if self.last_owner == Some(owner) {

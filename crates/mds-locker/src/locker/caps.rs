@@ -250,8 +250,10 @@ impl Locker {
             self.cache.add_auth_pin(obj, 1);
         }
         let filelock = LockId::inode(inode, LockType::IFile);
+        let facts = self.grant_facts(filelock, true, false)?;
         self.lkm(filelock)?.get_wrlock(reqid, Some(client));
         self.mutation_mut(reqid)?.add_held(filelock, WRLOCK);
+        self.note_grant(filelock, reqid, Some(client), crate::lock_events::HoldKind::Wr, facts);
         tracing::debug!(%reqid, lock = ?filelock, state = %self.lk(filelock)?.state(), "wrlock_force");
         let pi = self.cache.project_inode(inode, reqid).ok_or(LockerError::Precondition("inode vanished"))?;
         pi.size = pi.size.max(size);

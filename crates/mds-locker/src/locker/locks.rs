@@ -9,6 +9,7 @@ use lock_sm::{LockState, LockType, Machine};
 use crate::error::LockerError;
 use crate::ids::{ClientId, LockId, ObjRef, ReqId};
 use crate::lock::{WAIT_RD, WAIT_STABLE, WAIT_WR};
+use crate::lock_events::HoldKind;
 use crate::mutation::{RDLOCK, REMOTE_WRLOCK, WRLOCK, XLOCK};
 
 use super::Locker;
@@ -27,9 +28,11 @@ impl Locker {
     pub(crate) fn rdlock_start(&mut self, id: LockId, reqid: ReqId) -> Result<bool, LockerError> {
         let client = self.mutation(reqid)?.client;
         for _ in 0..MAX_KICKS {
-            if self.lk(id)?.can_rdlock(client) {
+            if self.lk(id)?.can_rdlock(client) || self.injected_rdlock_in_sync_lock(id) {
+                let facts = self.grant_facts(id, false, false)?;
                 self.lkm(id)?.get_rdlock(reqid);
                 self.mutation_mut(reqid)?.add_held(id, RDLOCK);
+                self.note_grant(id, reqid, client, HoldKind::Rd, facts);
                 tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "rdlock");
                 return Ok(true);
             }
@@ -86,6 +89,7 @@ impl Locker {
     pub(crate) fn rdlock_finish(&mut self, id: LockId, reqid: ReqId) -> Result<(), LockerError> {
         self.lkm(id)?.put_rdlock(reqid);
         self.mutation_mut(reqid)?.remove_held(id, RDLOCK);
+        self.note_release(id, reqid, HoldKind::Rd);
         let lock = self.lk(id)?;
         if !lock.is_rdlocked() {
             if !lock.is_stable() {
@@ -118,8 +122,10 @@ impl Locker {
             let want_scatter =
                 lock.is_auth() && (lock.scatter_flags().scatter_wanted || self.has_subtree_dirfrag(id));
             if lock.can_wrlock(client) && (!want_scatter || lock.state() == LockState::Mix) {
+                let facts = self.grant_facts(id, false, false)?;
                 self.lkm(id)?.get_wrlock(reqid, client);
                 self.mutation_mut(reqid)?.add_held(id, WRLOCK);
+                self.note_grant(id, reqid, client, HoldKind::Wr, facts);
                 tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "wrlock");
                 return Ok(true);
             }
@@ -156,6 +162,7 @@ impl Locker {
         }
         self.lkm(id)?.put_wrlock(reqid);
         self.mutation_mut(reqid)?.remove_held(id, WRLOCK);
+        self.note_release(id, reqid, HoldKind::Wr);
         let lock = self.lk(id)?;
         if lock.is_wrlocked() {
             if !lock.is_stable() && lock.scatter_flags().flushed && lock.is_auth() {
@@ -174,8 +181,10 @@ impl Locker {
     fn local_wrlock_start(&mut self, id: LockId, reqid: ReqId) -> Result<bool, LockerError> {
         let client = self.mutation(reqid)?.client;
         if self.lk(id)?.can_wrlock_local() {
+            let facts = self.grant_facts(id, false, false)?;
             self.lkm(id)?.get_wrlock(reqid, client);
             self.mutation_mut(reqid)?.add_held(id, WRLOCK);
+            self.note_grant(id, reqid, client, HoldKind::Wr, facts);
             return Ok(true);
         }
         self.add_waiter(id, WAIT_WR | WAIT_STABLE, reqid)?;
@@ -185,6 +194,7 @@ impl Locker {
     fn local_wrlock_finish(&mut self, id: LockId, reqid: ReqId) -> Result<(), LockerError> {
         self.lkm(id)?.put_wrlock(reqid);
         self.mutation_mut(reqid)?.remove_held(id, WRLOCK);
+        self.note_release(id, reqid, HoldKind::Wr);
         if !self.lk(id)?.is_wrlocked() {
             self.wake(id, WAIT_STABLE | WAIT_WR | WAIT_RD)?;
         }
@@ -194,8 +204,10 @@ impl Locker {
     fn local_xlock_start(&mut self, id: LockId, reqid: ReqId) -> Result<bool, LockerError> {
         let client = self.mutation(reqid)?.client;
         if self.lk(id)?.can_xlock_local() {
+            let facts = self.grant_facts(id, false, false)?;
             self.lkm(id)?.get_xlock(reqid, client);
             self.mutation_mut(reqid)?.add_held(id, XLOCK);
+            self.note_grant(id, reqid, client, HoldKind::X, facts);
             return Ok(true);
         }
         self.add_waiter(id, WAIT_WR | WAIT_STABLE, reqid)?;
@@ -205,6 +217,7 @@ impl Locker {
     fn local_xlock_finish(&mut self, id: LockId, reqid: ReqId) -> Result<(), LockerError> {
         self.lkm(id)?.put_xlock(reqid);
         self.mutation_mut(reqid)?.remove_held(id, XLOCK);
+        self.note_release(id, reqid, HoldKind::X);
         self.wake(id, WAIT_STABLE | WAIT_WR | WAIT_RD)
     }
 
@@ -230,11 +243,13 @@ impl Locker {
                 && lock.can_xlock(client)
                 && !(state == LockState::LockXlock && self.issued_caps_need_gather(id)?)
             {
+                let facts = self.grant_facts(id, false, false)?;
                 self.set_state(id, LockState::Xlock)?;
                 self.lkm(id)?.get_xlock(reqid, client);
                 let m = self.mutation_mut(reqid)?;
                 m.add_held(id, XLOCK);
                 m.locking = None;
+                self.note_grant(id, reqid, client, HoldKind::X, facts);
                 tracing::debug!(%reqid, lock = ?id, "xlock");
                 return Ok(true);
             }
@@ -277,6 +292,7 @@ impl Locker {
         }
         let xlocker = self.lkm(id)?.put_xlock(reqid).flatten();
         self.mutation_mut(reqid)?.remove_held(id, XLOCK);
+        self.note_release(id, reqid, HoldKind::X);
         let lock = self.lk(id)?;
         if lock.is_auth() && !lock.is_xlocked() && lock.state() != LockState::LockXlock {
             self.finish_xlock(id, xlocker)?;

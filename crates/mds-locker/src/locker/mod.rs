@@ -70,6 +70,13 @@ pub struct LockerConfig {
     /// `mds_scatter_nudge_interval` (default 5 s, §4.13): a scatterlock whose frag changes
     /// have waited this long to be folded is nudged by the tick.
     pub scatter_nudge_interval_ms: u64,
+    /// Record every lock grant, release and state change in order, for the simulator's trace
+    /// and its grant-time checks (`lock_events`, `take_lock_events`).
+    pub record_lock_events: bool,
+    /// A deliberate bug for proving the simulator catches it (issue 9): grant a rdlock in
+    /// SYNC_LOCK, which every table forbids. Exists only with the `bug-injection` feature.
+    #[cfg(feature = "bug-injection")]
+    pub inject_rdlock_in_sync_lock: bool,
 }
 
 impl Default for LockerConfig {
@@ -83,6 +90,9 @@ impl Default for LockerConfig {
             record_lock_sets: false,
             max_completed_requests: 100_000,
             scatter_nudge_interval_ms: 5_000,
+            record_lock_events: false,
+            #[cfg(feature = "bug-injection")]
+            inject_rdlock_in_sync_lock: false,
         }
     }
 }
@@ -154,6 +164,8 @@ pub struct Locker {
     pub(crate) discover_missing: BTreeMap<ReqId, (Ino, String)>,
     /// Scatter-gather bookkeeping (§4.13): updated list, writebehinds, parked REQRDLOCKs.
     scatter: scatter::ScatterState,
+    /// Recorded lock events (`record_lock_events`).
+    pub(crate) lock_events: Vec<crate::lock_events::LockEvent>,
 }
 
 impl Locker {
@@ -184,6 +196,7 @@ impl Locker {
             discovering: BTreeMap::new(),
             discover_missing: BTreeMap::new(),
             scatter: scatter::ScatterState::default(),
+            lock_events: Vec::new(),
         }
     }
 
@@ -418,6 +431,7 @@ impl Locker {
         if self.cfg.record_transitions {
             self.transitions.push(Transition { lock: id, from, to });
         }
+        self.note_state(id, from, to);
         tracing::debug!(lock = ?id, from = from.log_name(), to = to.log_name(), "lock state");
         Ok(())
     }

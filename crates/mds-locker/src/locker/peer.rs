@@ -107,6 +107,7 @@ impl Locker {
     ) -> Result<Option<Rank>, LockerError> {
         self.lkm(id)?.put_xlock(reqid);
         self.mutation_mut(reqid)?.remove_held(id, XLOCK);
+        self.note_release(id, reqid, crate::lock_events::HoldKind::X);
         self.wake(id, WAIT_STABLE | WAIT_WR | WAIT_RD)?;
         Ok(self.cache.auth_of(id.obj))
     }
@@ -280,8 +281,10 @@ impl Locker {
                 // The MLock protocol puts the replica copy in LOCK before the auth can xlock.
                 tracing::debug!(%reqid, lock = ?id, state = state.log_name(), "remote xlock granted; replica copy not in LOCK");
             }
+            let facts = self.grant_facts(id, false, true)?;
             self.lkm(id)?.get_xlock(reqid, client);
             self.mutation_mut(reqid)?.add_held(id, XLOCK);
+            self.note_grant(id, reqid, client, crate::lock_events::HoldKind::X, facts);
         } else {
             let m = self.mutation_mut(reqid)?;
             m.add_held(id, REMOTE_WRLOCK);

@@ -82,8 +82,10 @@ impl Locker {
             }
         }
         if self.lk(id)?.can_rdlock(client) {
+            let facts = self.grant_facts(id, false, false)?;
             self.lkm(id)?.get_rdlock(reqid);
             self.mutation_mut(reqid)?.add_held(id, crate::mutation::RDLOCK);
+            self.note_grant(id, reqid, client, crate::lock_events::HoldKind::Rd, facts);
             return Ok(true);
         }
         Ok(false)

@@ -1,0 +1,149 @@
+//! The MDS simulator over a fixed batch of seeds (mds §4.2, §4.7, §4.12, §4.14, §4.18, §5.2),
+//! and proof that its invariants catch a deliberately injected locking bug. A failing seed
+//! prints the command that replays it; every seed that ever failed belongs in
+//! `REGRESSION_SEEDS`.
+
+use std::time::Instant;
+
+use integration_tests::sim::mds::{Faults, InjectedBug, SimConfig, SimOutcome, run};
+
+/// Seeds that once failed, kept forever.
+const REGRESSION_SEEDS: &[u64] = &[];
+
+fn run_batch(seeds: impl Iterator<Item = u64>, base: SimConfig) -> Vec<SimOutcome> {
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut outcomes = Vec::new();
+    for seed in seeds {
+        let cfg = SimConfig { seed, ..base.clone() };
+        let out = run(cfg.clone());
+        eprintln!(
+            "seed {seed}: {} steps, {} ms simulated, {} requests ({} ok / {} err), {} deliveries, {} forwards, {} grants, {} crashes, {} slow, {} evictions, {} journal stalls",
+            out.steps,
+            out.sim_time_ms,
+            out.requests,
+            out.replies_ok,
+            out.replies_err,
+            out.deliveries,
+            out.forwards,
+            out.grants,
+            out.client_crashes,
+            out.slow_clients,
+            out.evictions,
+            out.journal_stalls
+        );
+        if let Some(v) = &out.violation {
+            eprintln!("seed {seed} FAILED: {v}\n  replay: {}", cfg.replay_command());
+            failures.push(seed);
+        }
+        outcomes.push(out);
+    }
+    eprintln!("{} seeds in {:.1} s", outcomes.len(), started.elapsed().as_secs_f64());
+    assert!(failures.is_empty(), "failing seeds: {failures:?}");
+    outcomes
+}
+
+#[test]
+fn mds_sim_single_rank_batch_with_all_faults() {
+    let outs = run_batch(0..6, SimConfig { ranks: 1, clients: 4, ops: 300, ..SimConfig::default() });
+    // The batch must exercise what it claims to: every fault class and real work.
+    assert!(outs.iter().map(|o| o.client_crashes).sum::<u64>() > 0, "no client crash injected");
+    assert!(outs.iter().map(|o| o.slow_clients).sum::<u64>() > 0, "no slow client injected");
+    assert!(outs.iter().map(|o| o.journal_stalls).sum::<u64>() > 0, "no journal stall injected");
+    assert!(outs.iter().map(|o| o.evictions).sum::<u64>() > 0, "nobody was evicted");
+    assert!(outs.iter().map(|o| o.replies_ok).sum::<u64>() > 50, "too little work succeeded");
+}
+
+#[test]
+fn mds_sim_regression_seeds() {
+    run_batch(REGRESSION_SEEDS.iter().copied(), SimConfig { ranks: 1, ..SimConfig::default() });
+}
+
+/// STYLE.md §3: one seed reproduces a run exactly, down to the trace bytes, and the trace
+/// follows docs/trace-format.md.
+#[test]
+fn mds_sim_same_seed_same_trace() {
+    let dir = std::env::temp_dir();
+    let paths = [0, 1].map(|k| dir.join(format!("cephlock-sim-mds-{}-{k}.jsonl", std::process::id())));
+    let runs = paths
+        .clone()
+        .map(|p| run(SimConfig { seed: 5, ranks: 1, ops: 120, trace: Some(p), ..SimConfig::default() }));
+    let traces = paths.clone().map(|p| std::fs::read_to_string(p).expect("trace written"));
+    for p in &paths {
+        let _ = std::fs::remove_file(p);
+    }
+    assert!(runs[0].is_ok(), "{:?}", runs[0].violation);
+    assert_eq!(traces[0], traces[1], "same seed, different trace");
+    let (mut grants, mut releases, mut states) = (0, 0, 0);
+    for line in traces[0].lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("json line");
+        assert!(v["step"].is_u64(), "{line}");
+        match v["ev"].as_str() {
+            Some("state") => {
+                states += 1;
+                assert!(v["from"].is_string() && v["to"].is_string() && v["auth"].is_boolean(), "{line}");
+            }
+            Some("grant") => {
+                grants += 1;
+                for k in ["state", "kind", "obj", "lock"] {
+                    assert!(v[k].is_string(), "{k}: {line}");
+                }
+                assert!(v["req"].is_u64() && v["client"].is_i64(), "{line}");
+                assert!(v["forced"].is_boolean() && v["remote"].is_boolean(), "{line}");
+                assert!(v.get("xlock_by_client").is_some() && v.get("excl_client").is_some(), "{line}");
+            }
+            Some("release") => {
+                releases += 1;
+                assert!(["rd", "wr", "x"].contains(&v["kind"].as_str().unwrap_or("")), "{line}");
+            }
+            Some("request" | "reply" | "fault" | "evicted" | "session_timeout" | "client_restart") => {}
+            other => panic!("unknown event {other:?}: {line}"),
+        }
+    }
+    assert!(
+        grants > 10 && releases > 10 && states > 10,
+        "{grants} grants {releases} releases {states} states"
+    );
+}
+
+/// Issue 9's acceptance: a Locker that grants a rdlock in SYNC_LOCK (forbidden by every table,
+/// mds §4.2) is caught by a seed within seconds, with a message naming the rule and state.
+#[test]
+fn injected_rdlock_in_sync_lock_is_caught() {
+    let started = Instant::now();
+    let caught = (0..10).find_map(|seed| {
+        let cfg = SimConfig {
+            seed,
+            ranks: 1,
+            ops: 300,
+            bug: Some(InjectedBug::RdlockInSyncLock),
+            ..SimConfig::default()
+        };
+        run(cfg).violation.map(|v| (seed, v))
+    });
+    let (seed, v) = caught.expect("a rdlock granted in SYNC_LOCK went unnoticed for 10 seeds");
+    eprintln!("injected bug caught at seed {seed} in {:.1} s: {v}", started.elapsed().as_secs_f64());
+    assert!(v.invariant.contains("§4.2"), "{v}");
+    assert!(v.detail.contains("rd lock granted") && v.detail.contains("SYNC_LOCK"), "{v}");
+    assert!(started.elapsed().as_secs() < 30, "took too long");
+}
+
+/// The multi-rank batch. Ignored until the mds-locker bugs it finds are fixed (see the
+/// module docs of integration_tests::sim::mds and the lead's report): replicas answering reads
+/// from stale or incomplete copies. Run it with `cargo test -p integration-tests --test
+/// sim_mds -- --ignored`.
+#[test]
+#[ignore = "finds open mds-locker multi-rank bugs (discover of an xlocked dentry, readdir on a replica)"]
+fn mds_sim_multi_rank_batch_with_all_faults() {
+    let outs = run_batch(0..12, SimConfig { ranks: 3, clients: 4, ops: 300, ..SimConfig::default() });
+    assert!(outs.iter().map(|o| o.forwards).sum::<u64>() > 0, "no request was forwarded");
+}
+
+#[test]
+fn mds_sim_without_faults_many_clients() {
+    let outs = run_batch(
+        100..103,
+        SimConfig { ranks: 1, clients: 6, ops: 300, faults: Faults::NONE, ..SimConfig::default() },
+    );
+    assert_eq!(outs.iter().map(|o| o.client_crashes + o.slow_clients + o.journal_stalls).sum::<u64>(), 0);
+}
