@@ -52,11 +52,14 @@ impl Locker {
             return self.reply_error(reqid, Errno::ENOTDIR);
         }
         // Only the dirfrag's auth has every entry (Ceph's try_open_auth_dirfrag): a replica
-        // holds just the dentries it discovered, so the listing is served there.
+        // holds just the dentries it discovered, so the listing is served there. Without the
+        // dirfrag in cache, the directory inode's auth knows where it is.
         let me = self.cache.rank();
-        if let Some(a) =
-            self.cache.dirfrag_of_existing(dir).and_then(|f| self.cache.dirfrag_auth(f)).filter(|a| *a != me)
-        {
+        let frag_auth = match self.cache.dirfrag_of_existing(dir) {
+            Some(f) => self.cache.dirfrag_auth(f),
+            None => self.cache.inode(dir).map(|n| n.auth()),
+        };
+        if let Some(a) = frag_auth.filter(|a| *a != me) {
             return self.forward_request(reqid, a);
         }
         let locks =

@@ -162,6 +162,14 @@ impl Locker {
             let frag = self.cache.dirfrag_of_existing(cur);
             let frag_auth = frag.and_then(|f| self.cache.dirfrag_auth(f));
             let cached = self.cache.lookup_dentry(cur, name);
+            if cached.is_some_and(|d| self.cache.dentry(d).is_some_and(|x| x.pending_primary.is_none())) {
+                // A discover reply's "no such name" answered the miss it was sent for; once
+                // the dentry is in cache its (replicated) lock says what it links.
+                let cur_ino = self.ino_of(cur);
+                if self.discover_missing.get(&reqid).is_some_and(|(d, n)| *d == cur_ino && n == name) {
+                    self.discover_missing.remove(&reqid);
+                }
+            }
             if cached.is_none() && !(frag_auth == Some(me) && frag.is_some_and(|f| self.frag_complete(f))) {
                 // Not ours to decide (§5.1): the dentry must be xlocked on its auth, so send
                 // the request there; a read asks the auth for a replica first.
@@ -206,7 +214,17 @@ impl Locker {
             {
                 // A replica dentry the auth linked (its lock data named the inode) to an
                 // inode this rank has no replica of: ask the auth for it (§5.1 discover).
-                return self.discover_dentry(reqid, cur, name);
+                // If the auth answered that the name links nothing (our rdlock keeps it from
+                // changing meanwhile), the pending link is stale: the dentry is null.
+                let cur_ino = self.ino_of(cur);
+                if self.discover_missing.get(&reqid).is_some_and(|(d, n)| *d == cur_ino && n == name) {
+                    self.discover_missing.remove(&reqid);
+                    if let Some(d) = self.cache.dentry_mut(dn) {
+                        d.pending_primary = None;
+                    }
+                } else {
+                    return self.discover_dentry(reqid, cur, name);
+                }
             }
             out.dir = Some(cur);
             out.dn = Some(dn);
