@@ -67,6 +67,7 @@ pub mod locker;
 pub mod message;
 pub mod mutation;
 pub mod runtime;
+pub mod twophase;
 pub mod wire;
 
 pub use cache::{Cache, Dentry, Dirfrag, Inode, InodeData, Linkage};

@@ -25,6 +25,7 @@ mod replay;
 mod replicate;
 mod server;
 mod transitions;
+mod witness;
 
 #[cfg(test)]
 mod tests;
@@ -146,6 +147,8 @@ pub struct Locker {
     pub(crate) discovering: BTreeMap<(Ino, String), Vec<ReqId>>,
     /// Requests told by a discover reply that the name they traverse does not exist.
     pub(crate) discover_missing: BTreeMap<ReqId, (Ino, String)>,
+    /// Two-phase updates with witnesses, as leader and as witness (§4.17).
+    pub(crate) twophase: witness::TwoPhase,
 }
 
 impl Locker {
@@ -175,6 +178,7 @@ impl Locker {
             lock_sets: BTreeMap::new(),
             discovering: BTreeMap::new(),
             discover_missing: BTreeMap::new(),
+            twophase: witness::TwoPhase::default(),
         }
     }
 
@@ -617,7 +621,8 @@ impl Locker {
     ) -> Result<(), LockerError> {
         self.record_lock_set(reqid);
         let client = self.mutation(reqid)?.client;
-        let early = self.cfg.early_reply && client.is_some();
+        // §4.18: never with journaled peers (witnesses).
+        let early = self.cfg.early_reply && client.is_some() && !self.twophase.has_witnesses(reqid);
         if let (true, Some(client)) = (early, client) {
             // RENAME keeps its dentry xlocks until safe (§8 fact 59).
             let skip_dentry = matches!(self.ops.get(&reqid), Some(Op::Rename { .. }));
@@ -649,7 +654,7 @@ impl Locker {
             self.committing.remove(&seq);
             self.commit(reqid)?;
         }
-        Ok(())
+        self.twophase_safe(upto)
     }
 
     /// The journal entry is safe: apply projections oldest-first, drop every non-rdlock, send
@@ -671,6 +676,7 @@ impl Locker {
             }
         }
         self.cap_flush_committed(reqid)?;
+        self.commit_witnesses(reqid)?;
         self.drop_non_rdlocks(reqid)?;
         let (result, data) = self.replies.remove(&reqid).unwrap_or((Ok(None), ReplyData::None));
         self.send_safe_reply(reqid, result, data)?;
