@@ -5,10 +5,11 @@
 //! the common options, latency summaries from HdrHistogram, the progress bar (drawn only when
 //! stderr is a terminal, so that piped or captured runs stay clean), and scratch directories.
 //! Workloads so far: `journal`, `rbd-pingpong`, `rbd-snap-forward`, `mds-create` and
-//! `mds-stat`.
+//! `mds-stat`, `mds-rename-cross`.
 
 mod journal;
 mod mds_create;
+mod mds_rename_cross;
 mod mds_stat;
 mod rbd_pingpong;
 mod rbd_snap_forward;
@@ -38,6 +39,10 @@ pub(crate) enum BenchCommand {
     /// setattrs force SYNC→LOCK→SYNC and cap revocations.
     #[command(name = "mds-stat", after_long_help = mds_stat::JSON_SHAPE)]
     MdsStat(mds_stat::MdsStatArgs),
+    /// MDS, two ranks: renames/s into the root from a directory pinned to the other rank
+    /// (one witness, two-phase) against same-rank renames.
+    #[command(name = "mds-rename-cross", after_long_help = mds_rename_cross::JSON_SHAPE)]
+    MdsRenameCross(mds_rename_cross::RenameCrossArgs),
     /// RBD exclusive lock: cooperative hand-overs/s and hand-over latency between clients.
     #[command(name = "rbd-pingpong", after_long_help = rbd_pingpong::JSON_SHAPE)]
     RbdPingpong(rbd_pingpong::PingpongArgs),
@@ -80,6 +85,7 @@ pub(crate) fn run(cmd: &BenchCommand, out: &mut dyn std::io::Write) -> Result<()
         BenchCommand::Journal(args) => journal::run(args, out),
         BenchCommand::MdsCreate(args) => mds_create::run(args, out),
         BenchCommand::MdsStat(args) => mds_stat::run(args, out),
+        BenchCommand::MdsRenameCross(args) => mds_rename_cross::run(args, out),
         BenchCommand::RbdPingpong(args) => rbd_pingpong::run(args, out),
         BenchCommand::RbdSnapForward(args) => rbd_snap_forward::run(args, out),
     }

@@ -54,12 +54,15 @@ pub struct JournalEntry {
     pub description: String,
     /// What changed, in the order it was projected.
     pub changes: Vec<MetaChange>,
+    /// For a two-phase update across ranks: which record this is (the leader's EUpdate with
+    /// peers, a witness's EPeerUpdate, the leader's ECommitted). `None` for a plain EUpdate.
+    pub peer: Option<crate::twophase::PeerRecord>,
 }
 
 impl JournalEntry {
     /// An EUpdate-like entry.
     pub fn update(reqid: ReqId, description: &str, changes: Vec<MetaChange>) -> JournalEntry {
-        JournalEntry { reqid, description: description.to_string(), changes }
+        JournalEntry { reqid, description: description.to_string(), changes, peer: None }
     }
 }
 

@@ -69,6 +69,7 @@ pub mod message;
 pub mod mutation;
 pub mod recovery;
 pub mod runtime;
+pub mod twophase;
 pub mod wire;
 
 pub use cache::{Cache, Dentry, Dirfrag, Inode, InodeData, Linkage};

@@ -243,12 +243,26 @@ pub struct PeerMsg {
     pub lock_state: Option<(LockState, LockData)>,
     /// AUTHPINACK sent because the peer must wait (NOTIFY_BLOCKING); FINISH as an abort.
     pub flag: bool,
+    /// LINKPREP / RMDIRPREP / RENAMEPREP: what the witness must change (§4.17).
+    pub prep: Option<Box<crate::twophase::WitnessPrep>>,
+    /// PREPACK: whether the witness prepared, or why not.
+    pub prep_result: Option<crate::twophase::PrepResult>,
 }
 
 impl PeerMsg {
     /// A message with only the op, request and client set.
     pub fn new(op: PeerOp, reqid: ReqId, client: Option<ClientId>) -> PeerMsg {
-        PeerMsg { op, reqid, client, lock: None, objects: Vec::new(), lock_state: None, flag: false }
+        PeerMsg {
+            op,
+            reqid,
+            client,
+            lock: None,
+            objects: Vec::new(),
+            lock_state: None,
+            flag: false,
+            prep: None,
+            prep_result: None,
+        }
     }
 }
 

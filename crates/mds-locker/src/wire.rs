@@ -15,6 +15,13 @@
 //! | request id / client                  | `EUpdate.reqid` and `client_reqs` (so replay can re-register it, §6.6) |
 //! | inode a client request created       | `used_preallocated_ino` + `client_name` (the Locker allocates as from the client's preallocated range) |
 //!
+//! Two-phase updates across ranks (`JournalEntry::peer`, mds §4.17, §6.1): the leader's entry
+//! is an EUpdate with `had_peers`; a witness's PREPARE / COMMIT / ROLLBACK is an EPeerUpdate
+//! with the leader's request id (client `0` when the entry has no client), the leader's rank,
+//! the operation, the same metablob mapping as an EUpdate (`commit`) and, for PREPARE, the
+//! rollback record; the leader's "all witnesses committed" is an ECommitted. That is what
+//! replay of an uncommitted peer update (§6.6) needs; the replay itself is not built here.
+//!
 //! Sessions travel as ESession events (`session_event`): open when a client's session opens,
 //! close when it is evicted. With `client_reqs` and the created inode, that is what replay
 //! needs to rebuild every session's completed-request table (`completed_requests`).
@@ -35,6 +42,8 @@ use rados_store::{EntityAddr, EntityName, EntityType, UTime};
 use crate::cache::{Cache, DirStat, Fnode, InodeData, Linkage, NestStat};
 use crate::ids::{ClientId, Ino, ReqId};
 use crate::journal::{JournalEntry, MetaChange};
+use crate::twophase::{OrigOp, PeerPhase, PeerRecord};
+use mds_journal::{ECommitted, EPeerUpdate, PeerOp as JPeerOp, PeerOrigOp};
 
 /// Why a journal event could not be mapped to or from the Locker's view.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -299,6 +308,31 @@ pub fn to_log_event(
         }
     }
     let reqid = client.map(|c| meta_reqid(c, entry.reqid));
+    match &entry.peer {
+        Some(PeerRecord::Peer { leader, phase, origop, rollback }) => {
+            return Ok(LogEvent::PeerUpdate(EPeerUpdate {
+                stamp: UTime::ZERO,
+                op_type: entry.description.clone(),
+                reqid: reqid.unwrap_or_else(|| meta_reqid(0, entry.reqid)),
+                leader: i32::try_from(*leader).unwrap_or(i32::MAX),
+                op: match phase {
+                    PeerPhase::Prepare => JPeerOp::Prepare,
+                    PeerPhase::Commit => JPeerOp::Commit,
+                    PeerPhase::Rollback => JPeerOp::Rollback,
+                },
+                origop: wire_origop(*origop),
+                commit: blob,
+                rollback: rollback.clone(),
+            }));
+        }
+        Some(PeerRecord::Committed) => {
+            return Ok(LogEvent::Committed(ECommitted {
+                stamp: UTime::ZERO,
+                reqid: reqid.unwrap_or_else(|| meta_reqid(0, entry.reqid)),
+            }));
+        }
+        Some(PeerRecord::Leader { .. }) | None => {}
+    }
     if let Some(r) = reqid {
         blob.client_reqs.push((r, 0));
     }
@@ -308,8 +342,17 @@ pub fn to_log_event(
         metablob: blob,
         cmapv: 0,
         reqid,
-        had_peers: false,
+        had_peers: matches!(entry.peer, Some(PeerRecord::Leader { .. })),
     }))
+}
+
+/// EPeerUpdate's `origop` for a two-phase update.
+fn wire_origop(o: OrigOp) -> PeerOrigOp {
+    match o {
+        OrigOp::Link => PeerOrigOp::Link,
+        OrigOp::Rename => PeerOrigOp::Rename,
+        OrigOp::Rmdir => PeerOrigOp::Rmdir,
+    }
 }
 
 /// `to_log_event` plus what the completed-request table keeps of the reply (mds §6.6): the
@@ -549,6 +592,7 @@ pub fn to_journal_entry(u: &ReplayedUpdate, cache: &Cache) -> Result<JournalEntr
         reqid: u.reqid.map(|r| r.1).unwrap_or(ReqId(0)),
         description: u.description.clone(),
         changes: out,
+        peer: None,
     })
 }
 

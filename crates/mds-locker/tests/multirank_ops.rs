@@ -133,24 +133,30 @@ fn setattr_is_forwarded_to_the_inode_auth() {
 }
 
 #[test]
-fn updates_that_need_witnesses_fail_with_exdev_and_change_nothing() {
+fn updates_with_witnesses_succeed_and_only_unsupported_ones_fail_with_exdev() {
     let (mut c, a) = two_ranks_with_pinned_a();
     let (f, _) =
         run(&mut c, 1, 2, 1, Op::Create { path: path("a/f"), mode: 0o644, excl: true, file_mode: 1 });
     let f = f.unwrap().unwrap();
-    // RENAME /a/f → /g: the source dentry and inode are on rank 1, the destination on rank 0
-    // (§5.2: RENAMEPREP to the witness; not implemented).
+    // RENAME /a/f → /g: rank 1 (source dentry and inode) witnesses (§4.17 RENAMEPREP; the
+    // protocol itself is tested in multirank_witness.rs).
     let op = Op::Rename { dest: FilePath::new(Ino::ROOT, "g"), src: FilePath::new(a, "f") };
     let (r, _) = run(&mut c, 0, 3, 1, op);
-    assert_eq!(r, Err(Errno::EXDEV));
-    // RMDIR /a: its dirfrag is a subtree root on rank 1 (RMDIRPREP witnesses).
-    let (r, _) = run(&mut c, 0, 4, 1, Op::Rmdir { path: path("a") });
-    assert_eq!(r, Err(Errno::EXDEV));
-    // Nothing changed: /a/f is still there, /g is not.
-    let (r, _) = run(&mut c, 0, 5, 2, Op::Getattr { path: path("a/f"), mask: 0 });
     assert_eq!(r, Ok(Some(f)));
-    let (r, _) = run(&mut c, 0, 6, 2, Op::Getattr { path: path("g"), mask: 0 });
-    assert_eq!(r, Err(Errno::ENOENT));
+    // Still EXDEV: unlinking /g, whose inode stays auth on rank 1 (inodes are not migrated
+    // by a rename here), would need UNLINKPREP and a move into rank 0's stray directory on
+    // rank 1; and renaming onto /g replaces that inode the same way.
+    let (r, _) = run(&mut c, 0, 4, 1, Op::Unlink { path: path("g") });
+    assert_eq!(r, Err(Errno::EXDEV));
+    let (h, _) = run(&mut c, 0, 5, 1, Op::Create { path: path("h"), mode: 0o644, excl: true, file_mode: 1 });
+    let h = h.unwrap().unwrap();
+    let (r, _) = run(&mut c, 0, 6, 1, Op::Rename { dest: path("g"), src: path("h") });
+    assert_eq!(r, Err(Errno::EXDEV));
+    // Nothing changed by the refused ones.
+    let (r, _) = run(&mut c, 0, 7, 2, Op::Getattr { path: path("g"), mask: 0 });
+    assert_eq!(r, Ok(Some(f)));
+    let (r, _) = run(&mut c, 0, 8, 2, Op::Getattr { path: path("h"), mask: 0 });
+    assert_eq!(r, Ok(Some(h)));
     for l in c.lockers() {
         assert!(mds_locker::invariants::check_all(l).is_ok());
     }

@@ -27,6 +27,7 @@ mod replicate;
 mod scatter;
 mod server;
 mod transitions;
+mod witness;
 
 #[cfg(test)]
 mod tests;
@@ -166,6 +167,8 @@ pub struct Locker {
     scatter: scatter::ScatterState,
     /// Recorded lock events (`record_lock_events`).
     pub(crate) lock_events: Vec<crate::lock_events::LockEvent>,
+    /// Two-phase updates with witnesses, as leader and as witness (§4.17).
+    pub(crate) twophase: witness::TwoPhase,
 }
 
 impl Locker {
@@ -197,6 +200,7 @@ impl Locker {
             discover_missing: BTreeMap::new(),
             scatter: scatter::ScatterState::default(),
             lock_events: Vec::new(),
+            twophase: witness::TwoPhase::default(),
         }
     }
 
@@ -648,7 +652,8 @@ impl Locker {
     ) -> Result<(), LockerError> {
         self.record_lock_set(reqid);
         let client = self.mutation(reqid)?.client;
-        let early = self.cfg.early_reply && client.is_some();
+        // §4.18: never with journaled peers (witnesses).
+        let early = self.cfg.early_reply && client.is_some() && !self.twophase.has_witnesses(reqid);
         if let (true, Some(client)) = (early, client) {
             // RENAME keeps its dentry xlocks until safe (§8 fact 59).
             let skip_dentry = matches!(self.ops.get(&reqid), Some(Op::Rename { .. }));
@@ -680,7 +685,7 @@ impl Locker {
             self.committing.remove(&seq);
             self.commit(reqid)?;
         }
-        Ok(())
+        self.twophase_safe(upto)
     }
 
     /// The journal entry is safe: apply projections oldest-first, drop every non-rdlock, send
@@ -703,6 +708,7 @@ impl Locker {
         }
         self.cap_flush_committed(reqid)?;
         self.scatter_writebehind_committed(reqid)?;
+        self.commit_witnesses(reqid)?;
         self.drop_non_rdlocks(reqid)?;
         let (result, data) = self.replies.remove(&reqid).unwrap_or((Ok(None), ReplyData::None));
         self.send_safe_reply(reqid, result, data)?;

@@ -24,6 +24,7 @@ use crate::ids::{DentryId, Ino, InodeId, LockId, ReqId};
 use crate::journal::JournalEntry;
 use crate::lock::WAIT_RD;
 use crate::mutation::{LockOp, Projection, RDLOCK, SNAP_LOCKED, SNAP2_LOCKED, XLOCK};
+use crate::twophase::{OrigOp, WitnessEdit};
 
 use super::Locker;
 use super::server::{NAME_MAX, Step};
@@ -38,7 +39,7 @@ struct Named {
 impl Locker {
     /// Projects `inode` for this mutation, applies `f`, and gives it its next version from
     /// `via` (the primary dentry it will have) or, if `None`, from its projected parent.
-    fn project_inode_with(
+    pub(crate) fn project_inode_with(
         &mut self,
         reqid: ReqId,
         inode: InodeId,
@@ -55,13 +56,18 @@ impl Locker {
     }
 
     /// Projects a dentry's new linkage at its next version.
-    fn project_linkage(&mut self, reqid: ReqId, dn: DentryId, linkage: Linkage) -> Result<(), LockerError> {
+    pub(crate) fn project_linkage(
+        &mut self,
+        reqid: ReqId,
+        dn: DentryId,
+        linkage: Linkage,
+    ) -> Result<(), LockerError> {
         self.cache.pre_dirty_dentry(dn, 0).ok_or(LockerError::Precondition("dentry vanished"))?;
         self.project_linkage_at_current(reqid, dn, linkage)
     }
 
     /// Projects a dentry's new linkage at the version `pre_dirty_inode_via` just gave it.
-    fn project_linkage_at_current(
+    pub(crate) fn project_linkage_at_current(
         &mut self,
         reqid: ReqId,
         dn: DentryId,
@@ -137,9 +143,13 @@ impl Locker {
         if !rmdir && is_dir {
             return self.reply_error(reqid, Errno::EISDIR);
         }
-        if !self.all_local(inode) {
+        // An unlink of an inode another rank is auth for needs UNLINKPREP and moving the
+        // inode into this rank's stray directory there: not built (EXDEV). An rmdir of a
+        // directory whose dirfrag is auth elsewhere takes that rank as a witness (RMDIRPREP).
+        if !self.cache.inode(inode).is_some_and(|n| n.is_auth()) {
             return self.reply_error(reqid, Errno::EXDEV);
         }
+        let frag_witnesses = if rmdir { self.dirfrag_witnesses(inode) } else { Vec::new() };
         if rmdir && self.cache.dir_has_projected_entries(inode) {
             return self.reply_error(reqid, Errno::ENOTEMPTY);
         }
@@ -176,6 +186,13 @@ impl Locker {
             self.predirty_parent(reqid, stray, is_dir, 1, true)?;
         }
         let changes = self.projected_changes(reqid)?;
+        if !frag_witnesses.is_empty() {
+            let dir_ino = self.ino_of(inode);
+            let extra =
+                frag_witnesses.into_iter().map(|r| (r, Some(WitnessEdit::Rmdir { dir: dir_ino }))).collect();
+            let entry = JournalEntry::update(reqid, "rmdir", changes);
+            return self.journal_and_reply_witnessed(reqid, OrigOp::Rmdir, entry, Ok(None), extra);
+        }
         self.journal_and_reply(reqid, JournalEntry::update(reqid, "unlink_local", changes), Ok(None))
     }
 
@@ -203,11 +220,27 @@ impl Locker {
         if name.len() > NAME_MAX {
             return Ok(Step::Fail(Errno::ENAMETOOLONG));
         }
+        let me = self.cache.rank();
+        let frag = self.cache.dirfrag_of_existing(dir);
+        let frag_is_ours = frag.is_some_and(|f| {
+            self.cache.dirfrag_auth(f) == Some(me) && self.cache.dirfrag(f).is_some_and(|x| x.is_complete())
+        });
         let dn = match self.cache.lookup_dentry(dir, name) {
             Some(dn) => dn,
+            // A source in another rank's dirfrag: ask its auth for a replica (§5.1 discover).
+            None if is_src && !frag_is_ours => return self.discover_dentry(reqid, dir, name),
             None if is_src => return Ok(Step::Fail(Errno::ENOENT)),
             None => self.add_null_dentry_for(reqid, dir, name)?,
         };
+        if is_src
+            && self
+                .cache
+                .dentry(dn)
+                .is_some_and(|d| d.pending_primary.is_some() && d.linkage() == Linkage::Null)
+        {
+            // A replica dentry linking an inode this rank has no replica of.
+            return self.discover_dentry(reqid, dir, name);
+        }
         let dn_lock = LockId::dentry(dn, LockType::Dn);
         let m = self.mutation(reqid)?;
         let client = m.client;
@@ -224,27 +257,27 @@ impl Locker {
         Ok(Step::Done(Named { dir, dn }))
     }
 
-    /// Whether an inode the operation changes, and for a directory its dirfrag, are auth on
-    /// this rank. Otherwise the update needs witnesses (§4.17 LINKPREP / RMDIRPREP /
-    /// RENAMEPREP), which are not implemented: the request fails with EXDEV and changes
-    /// nothing.
-    pub(crate) fn all_local(&self, inode: InodeId) -> bool {
+    /// The other ranks auth for a directory's dirfrags: witnesses of an rmdir or a rename of
+    /// that directory (§5.2: RMDIRPREP / RENAMEPREP to the subtree's ranks).
+    pub(crate) fn dirfrag_witnesses(&self, inode: InodeId) -> Vec<crate::ids::Rank> {
         let me = self.cache.rank();
-        self.cache.inode(inode).is_some_and(|n| n.is_auth())
-            && self
-                .cache
-                .dirfrag_of_existing(inode)
-                .and_then(|f| self.cache.dirfrag_auth(f))
-                .is_none_or(|a| a == me)
+        let mut out: Vec<crate::ids::Rank> = self
+            .cache
+            .inode(inode)
+            .map(|n| n.dirfrags().values().filter_map(|f| self.cache.dirfrag_auth(*f)).collect())
+            .unwrap_or_default();
+        out.retain(|r| *r != me);
+        out.sort_unstable();
+        out.dedup();
+        out
     }
 
     /// Where a rename or link's destination dentry lives: forward there if that is known
-    /// and elsewhere; EXDEV if the source is not on the same rank (witnesses needed).
+    /// and elsewhere. The source may be on any rank: its auth becomes a witness.
     fn cross_rank_two_paths(
         &mut self,
         reqid: ReqId,
         dest: &FilePath,
-        src: &FilePath,
     ) -> Result<Option<Step<(Named, Named)>>, LockerError> {
         let me = self.cache.rank();
         let frag_auth = |l: &Locker, dir: Ino| {
@@ -261,9 +294,6 @@ impl Locker {
             }
             // Not in cache: the traversal answers ENOENT as on one rank.
             _ => {}
-        }
-        if frag_auth(self, src.base).is_some_and(|a| a != me) {
-            return Ok(Some(Step::Fail(Errno::EXDEV)));
         }
         Ok(None)
     }
@@ -293,7 +323,7 @@ impl Locker {
         if names.iter().any(|n| *n == "." || *n == "..") {
             return Ok(Step::Fail(if xlock_srcdn { Errno::EINVAL } else { Errno::EEXIST }));
         }
-        if let Some(step) = self.cross_rank_two_paths(reqid, dest, src)? {
+        if let Some(step) = self.cross_rank_two_paths(reqid, dest)? {
             return Ok(step);
         }
         let d = match self.traverse_named(reqid, dest, SNAP_LOCKED, false)? {
@@ -427,9 +457,6 @@ impl Locker {
         let Some(tdata) = self.cache.inode(targeti).map(|n| n.projected_data().clone()) else {
             return self.reply_error(reqid, Errno::ENOENT);
         };
-        if !self.all_local(targeti) {
-            return self.reply_error(reqid, Errno::EXDEV);
-        }
         if tdata.is_dir() {
             return self.reply_error(reqid, Errno::EINVAL);
         }
@@ -458,7 +485,9 @@ impl Locker {
         })?;
         self.predirty_parent(reqid, dest.dir, false, 1, false)?;
         let changes = self.projected_changes(reqid)?;
-        self.journal_and_reply(reqid, JournalEntry::update(reqid, "link_local", changes), Ok(Some(ino)))
+        // LINKPREP to the target's auth if it is elsewhere (§5.2 LINK).
+        let entry = JournalEntry::update(reqid, "link_local", changes);
+        self.journal_and_reply_witnessed(reqid, OrigOp::Link, entry, Ok(Some(ino)), Vec::new())
     }
 
     /// RENAME (§5.2, §8 facts 59, 68): `rdlock_two_paths_xlock_destdn(xlock_srcdn = true)`,
@@ -494,7 +523,9 @@ impl Locker {
         if src_is_dir && self.cache.is_projected_ancestor(srci, d.dir) {
             return self.reply_error(reqid, Errno::EINVAL);
         }
-        if !self.all_local(srci) || oldin.is_some_and(|o| !self.all_local(o)) {
+        // A replaced inode that lives on another rank would move into this rank's stray
+        // directory there (Ceph migrates it): not built.
+        if oldin.is_some_and(|o| !self.cache.inode(o).is_some_and(|n| n.is_auth())) {
             return self.reply_error(reqid, Errno::EXDEV);
         }
         let old_is_dir = oldin.is_some_and(|o| self.cache.inode(o).is_some_and(|n| n.is_dir()));
@@ -581,6 +612,16 @@ impl Locker {
         }
         let ino = self.ino_of(srci);
         let changes = self.projected_changes(reqid)?;
-        self.journal_and_reply(reqid, JournalEntry::update(reqid, "rename", changes), Ok(Some(ino)))
+        // RENAMEPREP to the srcdn / srci auths and the renamed directory's subtree ranks; a
+        // replaced directory's subtree ranks check that it is empty.
+        let mut extra: Vec<(crate::ids::Rank, Option<WitnessEdit>)> =
+            self.dirfrag_witnesses(srci).into_iter().map(|r| (r, None)).collect();
+        if let Some(o) = oldin.filter(|_| old_is_dir) {
+            let dir = self.ino_of(o);
+            extra
+                .extend(self.dirfrag_witnesses(o).into_iter().map(|r| (r, Some(WitnessEdit::Rmdir { dir }))));
+        }
+        let entry = JournalEntry::update(reqid, "rename", changes);
+        self.journal_and_reply_witnessed(reqid, OrigOp::Rename, entry, Ok(Some(ino)), extra)
     }
 }

@@ -11,9 +11,9 @@
 //!
 //! Decisions where the spec leaves room, or where this scope is narrower than Ceph:
 //! * DROPLOCKS makes the peer drop everything and forget the peer request (auth pins too).
-//!   Ceph keeps the peer request until the leader's FINISH; FINISH belongs to the
-//!   witness/two-phase work, so here the leader sends DROPLOCKS to every peer when its
-//!   request ends (`release_peers`), and forgets what those peers held for it.
+//!   Ceph keeps the peer request until the leader's FINISH. Here FINISH is sent only to
+//!   witnesses of a two-phase update (`witness`); every other peer gets DROPLOCKS when the
+//!   leader's request ends (`release_peers`), and the leader forgets what it held for it.
 //! * A peer never has to wait to auth-pin (nothing freezes in cephlock), so an AUTHPINACK is
 //!   never sent early with the "blocked" `flag` (NOTIFY_BLOCKING) and NONBLOCKING never
 //!   fails. The leader still honours a blocked ack as Ceph does: it drops its locks and keeps
@@ -55,10 +55,7 @@ impl Locker {
             | PeerOp::RenamePrep
             | PeerOp::PrepAck
             | PeerOp::Finish
-            | PeerOp::Committed => Err(LockerError::BadMessage {
-                from,
-                why: "two-phase peer updates (witnesses) are not implemented",
-            }),
+            | PeerOp::Committed => self.handle_twophase_message(from, msg),
         }
     }
 
@@ -215,6 +212,8 @@ impl Locker {
         for r in &ranks {
             m.peers.remove(r);
         }
+        // A witness's peer request ends with FINISH, never DROPLOCKS (see `witness`).
+        let ranks: Vec<Rank> = ranks.into_iter().filter(|r| !self.twophase.is_witness(reqid, *r)).collect();
         for r in ranks {
             self.send(r, MdsMessage::Peer(PeerMsg::new(PeerOp::DropLocks, reqid, client)));
         }
@@ -232,7 +231,8 @@ impl Locker {
         m.waiting_on_peer.clear();
         m.locking_target = None;
         let ranks = m.peers.clone();
-        self.send_drop_locks(reqid, ranks)
+        self.send_drop_locks(reqid, ranks)?;
+        self.abort_unjournaled_witnesses(reqid)
     }
 
     /// The leader's copy of a request a peer message names, if it is still running.
@@ -334,7 +334,7 @@ impl Locker {
 
     /// The peer request for `msg`, created if `create` and absent. `None` (after logging) if
     /// the id belongs to a request this rank runs for someone else.
-    fn peer_request(&mut self, from: Rank, msg: &PeerMsg, create: bool) -> Option<ReqId> {
+    pub(crate) fn peer_request(&mut self, from: Rank, msg: &PeerMsg, create: bool) -> Option<ReqId> {
         match self.requests.get(&msg.reqid) {
             Some(m) if m.peer_of == Some(from) => Some(msg.reqid),
             Some(_) => {

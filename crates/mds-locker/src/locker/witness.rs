@@ -1,0 +1,777 @@
+//! Two-phase namespace updates with witnesses (mds spec §4.17 LINKPREP / RMDIRPREP /
+//! RENAMEPREP, PREPACK, FINISH, COMMITTED; §4.18 "no early reply with journaled peers";
+//! §5.2 multi-MDS notes; §6.1 EPeerUpdate / ECommitted).
+//!
+//! Leader (the rank running the client's request, auth for the destination dentry): it takes
+//! every lock, local and remote (remote xlocks and auth pins live in a peer request on the
+//! objects' auth ranks), projects the update as on one rank, and turns what it projected
+//! into `WitnessEdit`s. If any changed object, or a dirfrag of a removed or renamed
+//! directory, is auth on another rank, those ranks are witnesses: the leader drops its
+//! projections again, sends each witness a *PREP with every edit, and waits. When every
+//! witness acked, the request runs again, projects the same update and journals its EUpdate
+//! (with the witness list, `had_peers`) without an early reply. When that entry is safe it
+//! applies, sends FINISH (commit) to every witness, replies safe; when every witness answered
+//! COMMITTED it journals ECommitted. If a witness refuses, the leader sends FINISH (abort) to
+//! all of them and fails the request; nothing changed anywhere.
+//!
+//! Witness: a *PREP joins the peer request that already holds the leader's remote locks here
+//! (same request id), checks the edits against its authoritative objects, projects them,
+//! journals EPeerUpdate PREPARE (with the rollback record) and acks once that is safe. FINISH
+//! (commit) applies the projections, journals EPeerUpdate COMMIT and drops the peer request's
+//! locks, then answers COMMITTED once COMMIT is safe; FINISH (abort) drops the projections,
+//! journals ROLLBACK (if it had prepared) and drops the locks. FINISH replaces DROPLOCKS for
+//! a witness: the leader never sends DROPLOCKS to a rank it sent a *PREP.
+//!
+//! Deviations from Ceph, by design of this scope:
+//! * The witness projects at PREPARE and applies at COMMIT; Ceph's witness applies when its
+//!   PREPARE is safe and undoes with the rollback record on abort. Nobody can observe the
+//!   difference while the leader's locks are held; an abort here only drops projections.
+//! * The leader projects before the preps (to compute the edits), drops the projections,
+//!   and projects again after the acks; Ceph computes the witness payload before projecting.
+//! * A renamed inode is not migrated to the destination's rank (Ceph's rename import/export
+//!   of srci): it stays auth where it was, and its auth gets a replica of the new primary
+//!   dentry (sent before the prep) so that it keeps a parent.
+//! * The witness set is: the auth of every changed object, the auths of a removed or renamed
+//!   directory's dirfrags, and a renamed inode's auth. Replicas of srcdn/destdn that are not
+//!   otherwise involved are refreshed by the MLock protocol when the xlocks go, not by a
+//!   RENAMEPREP; the srcdn auth's "more witnesses needed" answer does not exist.
+//! * A witness's dirfrag statistics change is made under the leader's wrlocks on the
+//!   directory's filelock and nestlock (held on the directory inode's auth), not under
+//!   wrlocks of its own.
+//! * RMDIR leaves the witness's empty dirfrag in place and the witness's replica of the
+//!   removed directory without a parent (Ceph trims the non-auth subtree).
+//! * Replay of an uncommitted prepare (§6.6) and the resolve stage are not built here: the
+//!   journal records carry what they need (request id, leader rank, op, rollback record).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use lock_sm::LockType;
+
+use crate::cache::Linkage;
+use crate::effects::{Effect, Errno};
+use crate::error::LockerError;
+use crate::ids::{DentryId, Ino, InodeId, JournalSeq, LockId, ObjKey, ObjRef, Rank, ReqId};
+use crate::journal::{JournalEntry, MetaChange};
+use crate::message::{DentryLinkage, MdsMessage, PeerMsg, PeerOp};
+use crate::mutation::{Phase, Projection};
+use crate::twophase::{OrigOp, PeerPhase, PeerRecord, WitnessEdit, WitnessPrep, rollback_blob};
+
+use super::Locker;
+
+/// The Locker's two-phase bookkeeping, on both sides.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TwoPhase {
+    /// Leader side, by request.
+    leading: BTreeMap<ReqId, Leading>,
+    /// Witness side, by the leader's request id.
+    witnessing: BTreeMap<ReqId, Witnessing>,
+    /// Two-phase journal entries waiting to be safe, and what to do then.
+    pending: BTreeMap<JournalSeq, OnSafe>,
+}
+
+#[derive(Debug, Clone)]
+struct Leading {
+    origop: OrigOp,
+    witnesses: BTreeSet<Rank>,
+    acked: BTreeSet<Rank>,
+    failed: Option<Errno>,
+    journaled: bool,
+    /// FINISH (abort) already went out.
+    aborted: bool,
+    committed: BTreeSet<Rank>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Witnessing {
+    leader: Rank,
+    origop: OrigOp,
+    prepared: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum OnSafe {
+    /// A witness's PREPARE: ack the leader.
+    Prepared { reqid: ReqId, leader: Rank },
+    /// A witness's COMMIT: tell the leader.
+    Committed { reqid: ReqId, leader: Rank },
+}
+
+impl TwoPhase {
+    /// Whether `rank` is a witness of the leader request `reqid` (it gets FINISH, never
+    /// DROPLOCKS).
+    pub(crate) fn is_witness(&self, reqid: ReqId, rank: Rank) -> bool {
+        self.leading.get(&reqid).is_some_and(|l| l.witnesses.contains(&rank))
+    }
+
+    /// Whether the request has journaled peers (§4.18: no early reply).
+    pub(crate) fn has_witnesses(&self, reqid: ReqId) -> bool {
+        self.leading.get(&reqid).is_some_and(|l| !l.witnesses.is_empty())
+    }
+
+    /// Requests this rank leads with witnesses that have not all committed.
+    pub(crate) fn leading_count(&self) -> usize {
+        self.leading.len()
+    }
+
+    /// Requests this rank witnesses and has not finished.
+    pub(crate) fn witnessing_count(&self) -> usize {
+        self.witnessing.len()
+    }
+}
+
+fn link_of(l: Linkage, key: impl Fn(InodeId) -> Option<Ino>) -> DentryLinkage {
+    match l {
+        Linkage::Null => DentryLinkage::Null,
+        Linkage::Primary(i) => key(i).map_or(DentryLinkage::Null, DentryLinkage::Primary),
+        Linkage::Remote { ino, d_type } => DentryLinkage::Remote { ino, d_type },
+    }
+}
+
+impl Locker {
+    // ---- leader --------------------------------------------------------------------------
+
+    /// `journal_and_reply` for an operation that may need witnesses. `extra` lists ranks
+    /// that must witness although none of the projected objects is theirs (a dirfrag of a
+    /// removed or renamed directory), with edits only they check.
+    pub(crate) fn journal_and_reply_witnessed(
+        &mut self,
+        reqid: ReqId,
+        origop: OrigOp,
+        mut entry: JournalEntry,
+        result: Result<Option<Ino>, Errno>,
+        extra: Vec<(Rank, Option<WitnessEdit>)>,
+    ) -> Result<(), LockerError> {
+        if let Some(l) = self.twophase.leading.get_mut(&reqid) {
+            if l.acked.len() == l.witnesses.len() && l.failed.is_none() && !l.journaled {
+                l.journaled = true;
+                entry.peer =
+                    Some(PeerRecord::Leader { witnesses: l.witnesses.iter().copied().collect(), origop });
+                tracing::debug!(%reqid, "every witness prepared; journaling the leader's update");
+                self.mark_event(reqid, "witnesses prepared");
+                return self.journal_and_reply(reqid, entry, result);
+            }
+            // Re-run while the witnesses are still preparing: nothing to do yet.
+            self.discard_projections(reqid)?;
+            return Ok(());
+        }
+        let (witnesses, edits, replicate) = self.witness_plan(reqid, &entry, &extra)?;
+        if witnesses.is_empty() {
+            return self.journal_and_reply(reqid, entry, result);
+        }
+        // Ceph's order: nothing is projected on the leader until every witness prepared.
+        self.discard_projections(reqid)?;
+        for (key, to) in replicate {
+            let fx = self.replicate_to(&key, to)?;
+            self.fx.extend(fx);
+        }
+        let client = self.mutation(reqid)?.client;
+        let prep = WitnessPrep { origop, edits };
+        for w in &witnesses {
+            let mut msg = PeerMsg::new(origop.prep_op(), reqid, client);
+            msg.prep = Some(Box::new(prep.clone()));
+            self.send(*w, MdsMessage::Peer(msg));
+        }
+        tracing::debug!(%reqid, ?witnesses, op = origop.name(), "sent preps to witnesses");
+        let m = self.mutation_mut(reqid)?;
+        m.peers.extend(witnesses.iter().copied());
+        m.phase = Phase::Holding;
+        self.twophase.leading.insert(
+            reqid,
+            Leading {
+                origop,
+                witnesses,
+                acked: BTreeSet::new(),
+                failed: None,
+                journaled: false,
+                aborted: false,
+                committed: BTreeSet::new(),
+            },
+        );
+        self.mark_event(reqid, "waiting for witnesses to prepare");
+        Ok(())
+    }
+
+    /// Who must witness the update `entry` describes, the edits they get, and which dentry
+    /// replicas must reach which rank first (a renamed inode's auth needs its new parent).
+    #[allow(clippy::type_complexity)]
+    fn witness_plan(
+        &self,
+        reqid: ReqId,
+        entry: &JournalEntry,
+        extra: &[(Rank, Option<WitnessEdit>)],
+    ) -> Result<(BTreeSet<Rank>, Vec<WitnessEdit>, Vec<(ObjKey, Rank)>), LockerError> {
+        let me = self.cache.rank();
+        let key = |i: InodeId| self.cache.inode(i).map(|n| n.ino());
+        let mut witnesses = BTreeSet::new();
+        let mut edits = Vec::new();
+        let mut replicate = Vec::new();
+        // Per directory: the entry counts the linkage changes add up to (what
+        // `predirty_parent` did), sent as deltas: the leader's copy of another rank's
+        // dirfrag may be stale (its stats travel by the scatterlocks), so a difference of two
+        // of its fnodes is not the change.
+        let mut frag_deltas: BTreeMap<Ino, [i64; 4]> = BTreeMap::new();
+        let counts = |l: Linkage| -> [i64; 4] {
+            match l {
+                Linkage::Null => [0; 4],
+                Linkage::Primary(i) if self.cache.inode(i).is_some_and(|n| n.is_dir()) => [0, 1, 0, 1],
+                Linkage::Primary(_) => [1, 0, 1, 0],
+                Linkage::Remote { d_type, .. } if d_type & crate::cache::S_IFMT == crate::cache::S_IFDIR => {
+                    [0, 1, 0, 0]
+                }
+                Linkage::Remote { .. } => [1, 0, 0, 0],
+            }
+        };
+        for c in &entry.changes {
+            match c {
+                MetaChange::Dentry { id, dir, name, linkage, .. } => {
+                    let Some(d) = self.cache.dentry(*id) else { continue };
+                    let prior = {
+                        let ps: Vec<_> = d.projections().collect();
+                        match ps.iter().rposition(|p| p.by == reqid) {
+                            Some(k) if k > 0 => ps[k - 1].linkage,
+                            _ => d.linkage(),
+                        }
+                    };
+                    let auth = self.cache.auth_of(ObjRef::Dentry(*id)).unwrap_or(me);
+                    if auth != me {
+                        witnesses.insert(auth);
+                    }
+                    let (new_c, old_c) = (counts(*linkage), counts(prior));
+                    let acc = frag_deltas.entry(*dir).or_default();
+                    for k in 0..4 {
+                        acc[k] += new_c[k] - old_c[k];
+                    }
+                    if let Linkage::Primary(i) = linkage
+                        && let Some(ia) = self.cache.auth_of(ObjRef::Inode(*i)).filter(|a| *a != me)
+                    {
+                        witnesses.insert(ia);
+                        if auth == me && !self.cache.replicas_of(ObjRef::Dentry(*id)).contains(&ia) {
+                            replicate.push((ObjKey::Dentry { dir: *dir, name: name.clone() }, ia));
+                        }
+                    }
+                    edits.push(WitnessEdit::Link {
+                        dir: *dir,
+                        name: name.clone(),
+                        linkage: link_of(*linkage, key),
+                        expect: link_of(prior, key),
+                    });
+                }
+                MetaChange::Inode { id, ino, data } => {
+                    let Some(n) = self.cache.inode(*id) else { continue };
+                    let prior = {
+                        let ps: Vec<_> = n.projections().collect();
+                        match ps.iter().rposition(|p| p.by == reqid) {
+                            Some(k) if k > 0 => ps[k - 1].data.clone(),
+                            _ => n.data().clone(),
+                        }
+                    };
+                    let auth = n.auth();
+                    let nlink_delta = i64::from(data.nlink) - i64::from(prior.nlink);
+                    if auth != me && (nlink_delta != 0 || !n.is_dir()) {
+                        witnesses.insert(auth);
+                    }
+                    edits.push(WitnessEdit::Inode { ino: *ino, nlink_delta, ctime_ms: data.ctime_ms });
+                }
+                MetaChange::Dirfrag { .. } => {}
+            }
+        }
+        for c in &entry.changes {
+            let MetaChange::Dirfrag { id, dir, fnode } = c else { continue };
+            let Some(f) = self.cache.dirfrag(*id) else { continue };
+            if f.auth() != me {
+                witnesses.insert(f.auth());
+            }
+            let [nfiles, nsubdirs, rfiles, rsubdirs] = frag_deltas.get(dir).copied().unwrap_or_default();
+            edits.push(WitnessEdit::Frag {
+                dir: *dir,
+                nfiles,
+                nsubdirs,
+                rfiles,
+                rsubdirs,
+                mtime_ms: fnode.fragstat.mtime_ms,
+            });
+        }
+        for (r, e) in extra {
+            if *r != me {
+                witnesses.insert(*r);
+            }
+            if let Some(e) = e
+                && !edits.contains(e)
+            {
+                edits.push(e.clone());
+            }
+        }
+        Ok((witnesses, edits, replicate))
+    }
+
+    /// PREPACK on the leader: note the answer; once all are in, either abort everywhere and
+    /// fail the request, or run it again to project and journal.
+    fn leader_prep_ack(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
+        let reqid = msg.reqid;
+        let Some(l) = self.twophase.leading.get_mut(&reqid) else {
+            tracing::debug!(from, %reqid, "prep ack for an update that is gone; ignored");
+            return Ok(());
+        };
+        if !l.witnesses.contains(&from) || l.journaled {
+            tracing::warn!(from, %reqid, "unexpected prep ack; ignored");
+            return Ok(());
+        }
+        l.acked.insert(from);
+        if let Some(Err(e)) = msg.prep_result {
+            l.failed.get_or_insert(e);
+        }
+        if l.acked.len() < l.witnesses.len() {
+            return Ok(());
+        }
+        if let Some(e) = l.failed {
+            tracing::debug!(%reqid, ?e, "a witness could not prepare; aborting everywhere");
+            self.send_finish(reqid, true)?;
+            if let Some(l) = self.twophase.leading.get_mut(&reqid) {
+                l.aborted = true;
+            }
+            if self.requests.contains_key(&reqid) {
+                // The state stays until cleanup, so no DROPLOCKS goes to the witnesses.
+                self.mark_event(reqid, "witness refused; aborted");
+                return self.reply_error(reqid, e);
+            }
+            self.twophase.leading.remove(&reqid);
+            return Ok(());
+        }
+        if self.requests.contains_key(&reqid) {
+            self.mark_event(reqid, "all witnesses prepared");
+            self.mutation_mut(reqid)?.phase = Phase::Locking;
+            self.requeue(reqid);
+        }
+        Ok(())
+    }
+
+    /// FINISH to every witness of `reqid`.
+    fn send_finish(&mut self, reqid: ReqId, abort: bool) -> Result<(), LockerError> {
+        let Some(l) = self.twophase.leading.get(&reqid) else { return Ok(()) };
+        let witnesses: Vec<Rank> = l.witnesses.iter().copied().collect();
+        let client = self.requests.get(&reqid).and_then(|m| m.client);
+        for w in witnesses {
+            let mut msg = PeerMsg::new(PeerOp::Finish, reqid, client);
+            msg.flag = abort;
+            self.send(w, MdsMessage::Peer(msg));
+        }
+        Ok(())
+    }
+
+    /// The leader's EUpdate is safe and applied: FINISH (commit) to the witnesses. Called
+    /// before the leader drops its locks, so the FINISH precedes every lock message.
+    pub(crate) fn commit_witnesses(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        if self.twophase.leading.get(&reqid).is_some_and(|l| l.journaled) {
+            self.send_finish(reqid, false)?;
+            self.mark_event(reqid, "sent finish (commit) to witnesses");
+        }
+        Ok(())
+    }
+
+    /// Request cleanup on the leader: an update whose EUpdate was never journaled is aborted
+    /// on every witness that still has its prep (a cancelled or failed request). A journaled
+    /// one stays until every witness committed.
+    pub(crate) fn abort_unjournaled_witnesses(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        let Some(l) = self.twophase.leading.get(&reqid) else { return Ok(()) };
+        if !l.journaled {
+            if !l.aborted {
+                self.send_finish(reqid, true)?;
+            }
+            self.twophase.leading.remove(&reqid);
+        }
+        Ok(())
+    }
+
+    /// COMMITTED on the leader: once every witness committed, journal ECommitted.
+    fn leader_committed(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
+        let reqid = msg.reqid;
+        let Some(l) = self.twophase.leading.get_mut(&reqid) else {
+            tracing::debug!(from, %reqid, "committed for an update that is gone; ignored");
+            return Ok(());
+        };
+        l.committed.insert(from);
+        if l.committed.len() < l.witnesses.len() {
+            return Ok(());
+        }
+        let origop = l.origop;
+        self.twophase.leading.remove(&reqid);
+        tracing::debug!(%reqid, "every witness committed; journaling ECommitted");
+        let entry = JournalEntry {
+            reqid,
+            description: format!("{}_committed", origop.name()),
+            changes: Vec::new(),
+            peer: Some(PeerRecord::Committed),
+        };
+        self.submit_twophase(entry, None);
+        Ok(())
+    }
+
+    // ---- witness -------------------------------------------------------------------------
+
+    /// LINKPREP / RMDIRPREP / RENAMEPREP on a witness.
+    fn witness_prep(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
+        let Some(prep) = msg.prep.clone() else {
+            return Err(LockerError::BadMessage { from, why: "prep without a payload" });
+        };
+        if self.twophase.witnessing.contains_key(&msg.reqid) {
+            tracing::warn!(from, reqid = %msg.reqid, "duplicate prep; ignored");
+            return Ok(());
+        }
+        let Some(reqid) = self.peer_request(from, &msg, true) else {
+            return Ok(());
+        };
+        let origop = prep.origop;
+        let mut w = Witnessing { leader: from, origop, prepared: false };
+        if let Err(e) = self.witness_check(&prep.edits) {
+            tracing::debug!(%reqid, ?e, "cannot prepare");
+            self.mark_event(reqid, "witness refused prep");
+            self.twophase.witnessing.insert(reqid, w);
+            let mut ack = PeerMsg::new(PeerOp::PrepAck, reqid, msg.client);
+            ack.prep_result = Some(Err(e));
+            self.send(from, MdsMessage::Peer(ack));
+            return Ok(());
+        }
+        self.witness_project(reqid, &prep.edits)?;
+        let changes = self.projected_changes(reqid)?;
+        let entry = JournalEntry {
+            reqid,
+            description: origop.name().to_string(),
+            changes,
+            peer: Some(PeerRecord::Peer {
+                leader: from,
+                phase: PeerPhase::Prepare,
+                origop,
+                rollback: rollback_blob(&prep.edits),
+            }),
+        };
+        let seq = self.submit_twophase(entry, Some(OnSafe::Prepared { reqid, leader: from }));
+        self.mutation_mut(reqid)?.phase = Phase::Committing(seq);
+        w.prepared = true;
+        self.twophase.witnessing.insert(reqid, w);
+        self.mark_event(reqid, "journaled peer prepare");
+        Ok(())
+    }
+
+    /// Whether the edits fit what this rank is authoritative for.
+    fn witness_check(&self, edits: &[WitnessEdit]) -> Result<(), Errno> {
+        let me = self.cache.rank();
+        for e in edits {
+            match e {
+                WitnessEdit::Link { dir, name, expect, .. } => {
+                    let Some(d) = self.cache.lookup_ino(*dir) else { continue };
+                    let frag_auth =
+                        self.cache.dirfrag_of_existing(d).and_then(|f| self.cache.dirfrag_auth(f));
+                    match self.cache.lookup_dentry(d, name) {
+                        Some(dn) if self.cache.auth_of(ObjRef::Dentry(dn)) == Some(me) => {
+                            let now = self.cache.dentry(dn).map_or(Linkage::Null, |x| x.projected_linkage());
+                            if self.linkage_key(now) != *expect {
+                                return Err(Errno::ENOENT);
+                            }
+                        }
+                        None if frag_auth == Some(me) && *expect != DentryLinkage::Null => {
+                            return Err(Errno::ENOENT);
+                        }
+                        _ => {}
+                    }
+                }
+                WitnessEdit::Inode { ino, .. } => {
+                    // An inode the leader changes must still exist here if we are its auth;
+                    // if we know nothing of it, another witness is.
+                    if let Some(i) = self.cache.lookup_ino(*ino)
+                        && self.cache.inode(i).is_some_and(|n| n.is_auth() && n.projected_data().nlink == 0)
+                    {
+                        return Err(Errno::ENOENT);
+                    }
+                }
+                WitnessEdit::Frag { .. } => {}
+                WitnessEdit::Rmdir { dir } => {
+                    let Some(d) = self.cache.lookup_ino(*dir) else { continue };
+                    let frags: Vec<_> = self
+                        .cache
+                        .inode(d)
+                        .map(|n| n.dirfrags().values().copied().collect())
+                        .unwrap_or_default();
+                    for f in frags {
+                        let Some(df) = self.cache.dirfrag(f) else { continue };
+                        if df.auth() != me {
+                            continue;
+                        }
+                        let busy = df.dentries().values().any(|dn| {
+                            self.cache.dentry(*dn).is_some_and(|x| x.projected_linkage() != Linkage::Null)
+                        });
+                        if busy {
+                            return Err(Errno::ENOTEMPTY);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Projects the edits on the copies this rank has: linkages everywhere (parents stay
+    /// right), inode counts where auth, frag stats where the frag is auth.
+    fn witness_project(&mut self, reqid: ReqId, edits: &[WitnessEdit]) -> Result<(), LockerError> {
+        let me = self.cache.rank();
+        for e in edits {
+            let WitnessEdit::Link { dir, name, linkage, .. } = e else { continue };
+            let Some(dn) = self.cache.lookup_ino(*dir).and_then(|d| self.cache.lookup_dentry(d, name)) else {
+                continue;
+            };
+            let new = match *linkage {
+                DentryLinkage::Null => Linkage::Null,
+                DentryLinkage::Remote { ino, d_type } => Linkage::Remote { ino, d_type },
+                DentryLinkage::Primary(ino) => match self.cache.lookup_ino(ino) {
+                    Some(i) => Linkage::Primary(i),
+                    None => continue,
+                },
+            };
+            if let Linkage::Primary(i) = new {
+                self.project_inode_with(reqid, i, Some(dn), |_| {})?;
+                self.project_linkage_at_current(reqid, dn, new)?;
+            } else {
+                let old = self.cache.dentry(dn).map_or(Linkage::Null, |d| d.projected_linkage());
+                self.project_linkage(reqid, dn, new)?;
+                // The inode loses this primary link; if its new one is on a rank this one
+                // has no replica of, it has no projected parent here.
+                if let Linkage::Primary(i) = old
+                    && let Some(n) = self.cache.inode_mut(i)
+                    && n.projected_parent == Some(dn)
+                {
+                    n.projected_parent = None;
+                }
+            }
+        }
+        for e in edits {
+            let WitnessEdit::Inode { ino, nlink_delta, ctime_ms } = *e else { continue };
+            let Some(i) =
+                self.cache.lookup_ino(ino).filter(|i| self.cache.inode(*i).is_some_and(|n| n.is_auth()))
+            else {
+                continue;
+            };
+            self.project_inode_with(reqid, i, None, |pi| {
+                pi.nlink = pi.nlink.saturating_add_signed(i32::try_from(nlink_delta).unwrap_or(0));
+                pi.ctime_ms = pi.ctime_ms.max(ctime_ms);
+            })?;
+        }
+        for e in edits {
+            let WitnessEdit::Frag { dir, nfiles, nsubdirs, rfiles, rsubdirs, mtime_ms } = *e else {
+                continue;
+            };
+            let Some(d) = self.cache.lookup_ino(dir) else { continue };
+            let Some(f) =
+                self.cache.dirfrag_of_existing(d).filter(|f| self.cache.dirfrag_auth(*f) == Some(me))
+            else {
+                continue;
+            };
+            let dir_is_auth = self.cache.inode(d).is_some_and(|n| n.is_auth());
+            let fnode =
+                self.cache.project_fnode(f, reqid).ok_or(LockerError::Precondition("dirfrag vanished"))?;
+            fnode.fragstat.nfiles = fnode.fragstat.nfiles.saturating_add_signed(nfiles);
+            fnode.fragstat.nsubdirs = fnode.fragstat.nsubdirs.saturating_add_signed(nsubdirs);
+            fnode.rstat.rfiles = fnode.rstat.rfiles.saturating_add_signed(rfiles);
+            fnode.rstat.rsubdirs = fnode.rstat.rsubdirs.saturating_add_signed(rsubdirs);
+            fnode.fragstat.mtime_ms = fnode.fragstat.mtime_ms.max(mtime_ms);
+            fnode.fragstat.change_attr += 1;
+            fnode.rstat.rctime_ms = fnode.rstat.rctime_ms.max(mtime_ms);
+            if dir_is_auth {
+                fnode.accounted_fragstat = fnode.fragstat;
+                fnode.accounted_rstat = fnode.rstat;
+            }
+            let (fragstat, rstat) = (fnode.fragstat, fnode.rstat);
+            self.note_projection(reqid, Projection::Fnode(f))?;
+            if dir_is_auth {
+                self.project_inode_with(reqid, d, None, |pi| {
+                    pi.dirstat = fragstat;
+                    pi.rstat = rstat;
+                    pi.mtime_ms = pi.mtime_ms.max(mtime_ms);
+                    pi.ctime_ms = pi.ctime_ms.max(mtime_ms);
+                })?;
+            } else {
+                // §4.13: the directory inode's auth folds this frag's change when it gathers.
+                for ty in [LockType::IFile, LockType::INest] {
+                    self.lkm(LockId::inode(d, ty))?.scatter.dirty = true;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// FINISH on a witness: commit (apply, journal COMMIT, drop the locks) or abort (drop the
+    /// projections, journal ROLLBACK if prepared, drop the locks).
+    fn witness_finish(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
+        let reqid = msg.reqid;
+        let abort = msg.flag;
+        let Some(w) = self.twophase.witnessing.remove(&reqid) else {
+            // A peer that only held locks for the request: FINISH ends it as DROPLOCKS would.
+            if let Some(r) = self.peer_request(from, &msg, false) {
+                self.cleanup_request(r)?;
+            }
+            return Ok(());
+        };
+        if w.leader != from {
+            tracing::warn!(from, %reqid, "finish from a rank that is not the leader; ignored");
+            self.twophase.witnessing.insert(reqid, w);
+            return Ok(());
+        }
+        if w.prepared {
+            // The PREPARE may still be in the journal queue; ack it no more.
+            self.twophase
+                .pending
+                .retain(|_, a| !matches!(a, OnSafe::Prepared { reqid: r, .. } if *r == reqid));
+            let phase = if abort {
+                self.discard_projections(reqid)?;
+                PeerPhase::Rollback
+            } else {
+                self.apply_projections(reqid)?;
+                PeerPhase::Commit
+            };
+            let entry = JournalEntry {
+                reqid,
+                description: w.origop.name().to_string(),
+                changes: Vec::new(),
+                peer: Some(PeerRecord::Peer { leader: from, phase, origop: w.origop, rollback: Vec::new() }),
+            };
+            let on_safe = (!abort).then_some(OnSafe::Committed { reqid, leader: from });
+            self.submit_twophase(entry, on_safe);
+        }
+        if self.requests.get(&reqid).is_some_and(|m| m.peer_of == Some(from)) {
+            self.mark_event(reqid, if abort { "peer update rolled back" } else { "peer update committed" });
+            self.mutation_mut(reqid)?.phase = Phase::Holding;
+            self.cleanup_request(reqid)?;
+        }
+        Ok(())
+    }
+
+    // ---- journal and projections ---------------------------------------------------------
+
+    /// Submits a two-phase journal entry (not a request's own EUpdate) and remembers what to
+    /// do once it is safe.
+    fn submit_twophase(&mut self, entry: JournalEntry, on_safe: Option<OnSafe>) -> JournalSeq {
+        let seq = JournalSeq(self.next_seq);
+        self.next_seq += 1;
+        self.stats.journal_submits += 1;
+        self.fx.push(Effect::JournalSubmit { seq, entry });
+        if let Some(a) = on_safe {
+            self.twophase.pending.insert(seq, a);
+        }
+        self.need_flush = true;
+        seq
+    }
+
+    /// `journal_safe` for the two-phase entries up to `upto`.
+    pub(crate) fn twophase_safe(&mut self, upto: JournalSeq) -> Result<(), LockerError> {
+        let done: Vec<JournalSeq> = self.twophase.pending.range(..=upto).map(|(s, _)| *s).collect();
+        for seq in done {
+            let Some(a) = self.twophase.pending.remove(&seq) else { continue };
+            match a {
+                OnSafe::Prepared { reqid, leader } => {
+                    let client = self.requests.get(&reqid).and_then(|m| m.client);
+                    if let Some(m) = self.requests.get(&reqid) {
+                        let _ = m;
+                        self.mark_event(reqid, "peer prepare safe; acking");
+                    }
+                    let mut ack = PeerMsg::new(PeerOp::PrepAck, reqid, client);
+                    ack.prep_result = Some(Ok(()));
+                    self.send(leader, MdsMessage::Peer(ack));
+                }
+                OnSafe::Committed { reqid, leader } => {
+                    self.send(leader, MdsMessage::Peer(PeerMsg::new(PeerOp::Committed, reqid, None)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Installs the request's projections oldest-first (as `commit` does for a leader).
+    fn apply_projections(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        let projections = std::mem::take(&mut self.mutation_mut(reqid)?.projections);
+        for p in projections {
+            match p {
+                Projection::Inode(i) => {
+                    self.cache.pop_projected_inode(i);
+                }
+                Projection::Linkage(d) => {
+                    self.cache.pop_projected_linkage(d);
+                }
+                Projection::Fnode(f) => {
+                    self.cache.pop_projected_fnode(f);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops the request's projections without installing them (abort, or the leader's
+    /// trial projection before its preps). Dentry and frag version counters keep their bumps:
+    /// versions only have to grow.
+    pub(crate) fn discard_projections(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        let projections = std::mem::take(&mut self.mutation_mut(reqid)?.projections);
+        let mut relinked: Vec<InodeId> = Vec::new();
+        for p in projections {
+            match p {
+                Projection::Inode(i) => {
+                    if let Some(n) = self.cache.inode_mut(i) {
+                        n.projected.retain(|x| x.by != reqid);
+                    }
+                }
+                Projection::Linkage(d) => {
+                    if let Some(dn) = self.cache.dentry_mut(d) {
+                        if let Linkage::Primary(i) = dn.linkage {
+                            relinked.push(i);
+                        }
+                        for pl in dn.projected.iter() {
+                            if let Linkage::Primary(i) = pl.linkage {
+                                relinked.push(i);
+                            }
+                        }
+                        dn.projected.retain(|x| x.by != reqid);
+                    }
+                }
+                Projection::Fnode(f) => {
+                    if let Some(df) = self.cache.dirfrag_mut(f) {
+                        df.projected.retain(|x| x.0 != reqid);
+                    }
+                }
+            }
+        }
+        for i in relinked {
+            self.restore_projected_parent(i);
+        }
+        Ok(())
+    }
+
+    /// An inode's projected parent after a projection naming it was dropped: the newest
+    /// remaining projected primary link to it, else its parent.
+    fn restore_projected_parent(&mut self, i: InodeId) {
+        let mut best: Option<DentryId> = None;
+        for d in self.cache.dentry_ids().collect::<Vec<_>>() {
+            if self.cache.dentry(d).is_some_and(|x| x.projections().any(|p| p.linkage == Linkage::Primary(i)))
+            {
+                best = Some(d);
+            }
+        }
+        if let Some(n) = self.cache.inode_mut(i) {
+            n.projected_parent = best.or(n.parent);
+        }
+    }
+
+    // ---- routing ---------------------------------------------------------------------------
+
+    /// Routes the two-phase peer ops.
+    pub(crate) fn handle_twophase_message(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
+        match msg.op {
+            PeerOp::LinkPrep | PeerOp::RmdirPrep | PeerOp::RenamePrep => self.witness_prep(from, msg),
+            PeerOp::PrepAck => self.leader_prep_ack(from, msg),
+            PeerOp::Finish => self.witness_finish(from, msg),
+            PeerOp::Committed => self.leader_committed(from, msg),
+            _ => Err(LockerError::BadMessage { from, why: "not a two-phase op" }),
+        }
+    }
+
+    /// Requests this rank leads with witnesses not yet all committed, and peer updates it
+    /// witnesses and has not finished: for tests and invariants (nothing may linger).
+    pub fn twophase_in_progress(&self) -> (usize, usize) {
+        (self.twophase.leading_count(), self.twophase.witnessing_count())
+    }
+}
