@@ -12,15 +12,19 @@
 //! request id gets the recorded reply instead of a second execution. `dump_locks`,
 //! `dump_ops_in_flight`, `session_ls`, `dump_cache` and `dump_inode` give JSON views.
 //!
-//! Scope today: one rank (every object is auth, no replicas; the gather set and `is_auth` are
-//! kept so the replica protocol of §4.12 can be added), one dirfrag per directory, no
-//! snapshots, no lock caches, no forced wrlocks or scatter writebehind (single-rank folding
-//! makes scatterlocks never dirty; recursive statistics are folded one level, into the parent
-//! only), no purging of stray inodes. The Locker's journal payload is its own `JournalEntry`
-//! (handles into its cache); `wire` maps it to and from `mds-journal`'s EUpdate, and
-//! `runtime::Rank` drives a Locker on a real `MdLog` (journal-before-unlock, §6.3) and rebuilds
-//! the cache by replaying the journal at open (§6.6). Replay restores metadata only: sessions
-//! and the completed-request table are not journaled yet.
+//! Several ranks: `cluster::Cluster` wires Lockers together through a `Transport`. Objects
+//! have an auth rank and replicas (`authority`); ranks exchange `message::MdsMessage`s: the
+//! MLock replica protocol of §4.12 with per-lock-type data, peer requests for remote xlocks,
+//! wrlocks and auth pins (§4.17), discover, and the two-phase witness updates of cross-rank
+//! rename / link / rmdir. Scatterlocks gather replicas' dirfrag stats into the inode in a
+//! journaled writebehind (§4.13). A rank can crash and restart: it replays its journal
+//! (EUpdate, ESession, ESubtreeMap, EPeerUpdate) and rejoins the survivors (simplified; see
+//! `cluster`). Limits: one dirfrag per directory, no snapshots, no lock caches, no purging of
+//! stray inodes, recursive statistics folded one level, only empty directories can be pinned.
+//! The Locker's journal payload is its own `JournalEntry` (handles into its cache); `wire` maps
+//! it to and from `mds-journal`'s events, and `runtime::Rank` drives one Locker on a real
+//! `MdLog` (journal-before-unlock, §6.3), rebuilding its cache, sessions and completed-request
+//! table by replay at open (§6.6).
 //!
 //! Invariants (checked after every event by the tests, see `invariants`): never two active
 //! xlock holders; no grant in a state whose table forbids it; caps within what the lock states

@@ -63,6 +63,26 @@ pub(crate) struct Phase {
     cap_revokes: Vec<String>,
     /// Inter-rank messages delivered during the phase, by kind.
     messages: BTreeMap<String, u64>,
+    /// A rank restart during the phase (§6.6).
+    restart: Option<Restart>,
+}
+
+/// What a rank's restart replayed and rejoined.
+#[derive(Debug, Clone, Serialize)]
+pub(crate) struct Restart {
+    rank: u32,
+    /// EUpdates re-applied from the journal.
+    replayed_updates: usize,
+    /// ESession events replayed.
+    replayed_session_events: usize,
+    /// Completed-request table entries rebuilt.
+    completed_requests_restored: usize,
+    /// Subtree roots the last ESubtreeMap named (the rank is auth for them again).
+    subtree_roots: usize,
+    /// Survivors' replicas re-registered with the restarted rank.
+    rejoined_replicas: usize,
+    /// Client requests re-sent to it (they had only an early reply).
+    resent_requests: usize,
 }
 
 /// The whole story, as `--json` prints it.
@@ -80,10 +100,6 @@ pub(crate) struct MdsStory {
     /// What the story does not show yet, if anything.
     missing: Option<&'static str>,
 }
-
-/// What the story cannot show yet.
-pub(crate) const NOT_YET: &str =
-    "a rank restart replaying its journal, and cross-rank renames with witnesses";
 
 struct Driver {
     c: Cluster,
@@ -150,6 +166,13 @@ impl Driver {
         }
         self.c.handle(rank, Event::Request(ClientRequest { reqid, client: w.id, op }))?;
         self.check();
+        self.pump(reqid, out)?;
+        Ok(self.outcome(reqid, rank, w, label, out))
+    }
+
+    /// Delivers messages, answers revokes and makes journals safe (unless holding) until
+    /// `reqid` has its safe reply.
+    fn pump(&mut self, reqid: ReqId, out: &mut Vec<Output>) -> Result<(), ClusterError> {
         for _ in 0..64 {
             self.deliver()?;
             let mut batch = self.c.take_outputs();
@@ -219,6 +242,11 @@ impl Driver {
             self.check();
         }
         out.append(&mut self.c.take_outputs());
+        Ok(())
+    }
+
+    /// What became of `reqid`, from the effects recorded in `out`.
+    fn outcome(&self, reqid: ReqId, rank: u32, w: Who, label: String, out: &[Output]) -> Operation {
         let mut op = Operation {
             client: w.name,
             sent_to: rank,
@@ -250,7 +278,7 @@ impl Driver {
                 _ => {}
             }
         }
-        Ok(op)
+        op
     }
 
     /// Starts a phase's bookkeeping.
@@ -312,7 +340,7 @@ impl Driver {
                 messages.insert((*k).to_string(), v - before);
             }
         }
-        Phase { step: self.step, title, operations, lock_transitions, cap_revokes, messages }
+        Phase { step: self.step, title, operations, lock_transitions, cap_revokes, messages, restart: None }
     }
 }
 
@@ -357,7 +385,7 @@ pub(crate) fn run() -> Result<MdsStory, ClusterError> {
 }
 
 /// Number of phases the story has.
-pub(crate) const PHASES: u32 = 6;
+pub(crate) const PHASES: u32 = 8;
 
 /// Runs the story up to `stop` (all of it without one) and returns it with the live cluster.
 pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), ClusterError> {
@@ -450,6 +478,65 @@ pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), Clust
     let op = d.request(0, BOB, Op::Readdir { path: path("proj") }, "readdir /proj".into(), &mut out)?;
     phases.push(d.end("bob lists /proj from rank 0", vec![op], &out));
 
+    if finished(&d) {
+        return Ok((d.story(phases), d.c));
+    }
+    d.begin();
+    let mut out = Vec::new();
+    // The create is early-replied, then rank 1 dies before its journal entry is safe.
+    d.hold = true;
+    let create = Op::Create { path: path("proj/draft"), mode: 0o644, excl: true, file_mode: 3 };
+    let first =
+        d.request(1, ALICE, create, "create /proj/draft (rank 1 dies before it is safe)".into(), &mut out)?;
+    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
+    let draft = ReqId(d.next_req - 1);
+    d.c.crash(1)?;
+    let report = d.c.restart(1)?;
+    d.check();
+    d.pump(draft, &mut out)?;
+    let resent = d.outcome(draft, 1, ALICE, "create /proj/draft (re-sent after the restart)".into(), &out);
+    let mut phase = d.end(
+        "rank 1 crashes with alice's create unsafe, restarts, replays its journal and rejoins; alice re-sends",
+        vec![first, resent],
+        &out,
+    );
+    phase.restart = Some(Restart {
+        rank: 1,
+        replayed_updates: report.replay.updates,
+        replayed_session_events: report.replay.session_events,
+        completed_requests_restored: report.replay.completed_restored,
+        subtree_roots: report.replay.subtree_roots.len(),
+        rejoined_replicas: report.rejoined_replicas,
+        resent_requests: report.resent,
+    });
+    phases.push(phase);
+
+    if finished(&d) {
+        return Ok((d.story(phases), d.c));
+    }
+    d.begin();
+    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
+    let mut out = Vec::new();
+    let a = d.request(
+        0,
+        BOB,
+        Op::Getattr { path: path("proj/final"), mask: 0 },
+        "stat /proj/final".into(),
+        &mut out,
+    )?;
+    let b = d.request(
+        0,
+        BOB,
+        Op::Getattr { path: path("proj/draft"), mask: 0 },
+        "stat /proj/draft".into(),
+        &mut out,
+    )?;
+    phases.push(d.end(
+        "nothing acknowledged was lost: bob finds the renamed file and the re-sent create",
+        vec![a, b],
+        &out,
+    ));
+
     Ok((d.story(phases), d.c))
 }
 
@@ -457,7 +544,7 @@ impl Driver {
     fn story(&self, phases: Vec<Phase>) -> MdsStory {
         MdsStory {
             story: "mds",
-            complete: false,
+            complete: true,
             ranks: self.c.len() as u32,
             pinned: "/proj -> rank 1".into(),
             phases,
@@ -465,7 +552,7 @@ impl Driver {
             invariant_checks: self.checks,
             invariant_violations: self.violations.len() as u64,
             violations: self.violations.clone(),
-            missing: Some(NOT_YET),
+            missing: None,
         }
     }
 }
@@ -495,12 +582,27 @@ pub(crate) fn narrate(s: &MdsStory, out: &mut dyn std::io::Write) -> std::io::Re
             let replies = match (o.early_reply, o.safe_reply) {
                 (true, true) => "early (unsafe) reply, then safe reply",
                 (false, true) => "safe reply only",
-                _ => "no safe reply",
+                (true, false) => "early (unsafe) reply only, never made safe",
+                _ => "no reply",
             };
             writeln!(
                 out,
                 "     {} sends `{}` to rank {}{}: {}; {}",
                 o.client, o.op, o.sent_to, fwd, result, replies
+            )?;
+        }
+        if let Some(r) = &p.restart {
+            writeln!(
+                out,
+                "     rank {} replayed {} updates and {} session events, rebuilt {} completed requests, is auth for \
+                 {} subtree(s) again, re-registered {} replicas; {} request(s) re-sent",
+                r.rank,
+                r.replayed_updates,
+                r.replayed_session_events,
+                r.completed_requests_restored,
+                r.subtree_roots,
+                r.rejoined_replicas,
+                r.resent_requests
             )?;
         }
         if !p.messages.is_empty() {
