@@ -52,9 +52,10 @@ JSON OUTPUT (--json)
          \"missing\": text|null, \"xlock_walk\": [{\"state\", \"other_client_can_rdlock\",
          \"xlocker_can_rdlock\"}]}
 
-NOT YET
-  --data-dir (keep the MDS journals for `cephlock journal`) and the rank restart of the MDS
-  story arrive with journaled ranks in the cluster.";
+KEEPING THE JOURNALS
+  cephlock demo --data-dir /tmp/demo-journals
+  cephlock journal --dir /tmp/demo-journals --rank 1 event get list
+  (MDS: \"data_dir\": {\"path\", \"events\"} in the JSON when given)";
 
 /// Arguments of `cephlock demo`.
 #[derive(Args, Debug)]
@@ -63,15 +64,57 @@ pub(crate) struct DemoArgs {
     /// Print a machine-readable summary instead of the narration.
     #[arg(long)]
     json: bool,
+    /// Keep the MDS ranks' journals in DIR (created if missing; must not already hold
+    /// journals), for inspection with `cephlock journal --dir DIR --rank N`.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<std::path::PathBuf>,
+}
+
+/// Writes each rank's durable journal (the events the cluster kept for it, in log order)
+/// through `mds-journal` onto a local-directory device, so `cephlock journal` can read them.
+fn keep_journals(cluster: &mds_locker::cluster::Cluster, dir: &std::path::Path) -> Result<usize, CliError> {
+    use mds_journal::{DirDevice, JournalConfig, MdLog};
+    std::fs::create_dir_all(dir).map_err(|e| CliError::Failed(format!("demo: {}: {e}", dir.display())))?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Failed(format!("demo: {e}")))?;
+    let mut total = 0;
+    for r in 0..cluster.len() as u32 {
+        let events =
+            cluster.journal_events(r).map_err(|e| CliError::Failed(format!("demo: rank {r}: {e}")))?;
+        let dev = std::sync::Arc::new(
+            DirDevice::open(dir).map_err(|e| CliError::Failed(format!("demo: {}: {e}", dir.display())))?,
+        );
+        rt.block_on(async {
+            let log = MdLog::create(dev, JournalConfig::for_rank(r)).await?;
+            for ev in events {
+                log.submit(ev)?;
+                total += 1;
+            }
+            log.wait_for_safe().await?;
+            log.close().await
+        })
+        .map_err(|e| CliError::Failed(format!("demo: rank {r}'s journal in {}: {e}", dir.display())))?;
+    }
+    Ok(total)
 }
 
 pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> {
     let rbd = rbd::run()?;
-    let mds = mds_story::run().map_err(|e| CliError::Failed(format!("demo: MDS story: {e}")))?;
+    let (mds, cluster) =
+        mds_story::run_until(None).map_err(|e| CliError::Failed(format!("demo: MDS story: {e}")))?;
+    let kept = match &args.data_dir {
+        Some(dir) => Some((dir.clone(), keep_journals(&cluster, dir)?)),
+        None => None,
+    };
     let violations = rbd.invariant_violations + mds.invariant_violations as usize;
     if args.json {
         let mut mds_json = serde_json::to_value(&mds).map_err(|e| CliError::Failed(format!("demo: {e}")))?;
         mds_json["xlock_walk"] = mds::json();
+        if let Some((dir, n)) = &kept {
+            mds_json["data_dir"] = serde_json::json!({ "path": dir.display().to_string(), "events": n });
+        }
         let summary = serde_json::json!({
             "backend": "embedded",
             "invariant_violations": violations,
@@ -88,6 +131,10 @@ pub(crate) fn run(args: &DemoArgs, out: &mut dyn Write) -> Result<(), CliError> 
         rbd::narrate(&rbd, out)?;
         writeln!(out)?;
         mds_story::narrate(&mds, out)?;
+        if let Some((dir, n)) = &kept {
+            writeln!(out, "  The ranks' journals ({n} events) are in {}; look inside with", dir.display())?;
+            writeln!(out, "    cephlock journal --dir {} --rank 1 event get summary", dir.display())?;
+        }
         writeln!(out)?;
         mds::narrate(out)?;
     }

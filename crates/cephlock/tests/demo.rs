@@ -179,3 +179,25 @@ fn bench_rbd_snap_forward_json() {
     assert!(during["max"].as_f64().unwrap() >= during["p50"].as_f64().unwrap());
     assert!(v["forwarded_vs_local_p50"].as_f64().unwrap() > 0.0);
 }
+
+/// `demo --data-dir` (issue 10): the MDS ranks' journals are kept where `cephlock journal` reads
+/// them, intact, with rank 1's restart visible (a second ESubtreeMap after replay).
+#[test]
+fn demo_keeps_the_mds_journals_for_the_journal_tool() {
+    let dir = std::env::temp_dir().join(format!("cephlock-demo-journals-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let d = dir.to_str().unwrap();
+    let v = json(&["demo", "--json", "--data-dir", d]);
+    let kept = &v["stories"][1]["data_dir"];
+    assert!(kept["events"].as_u64().unwrap() > 10, "{kept}");
+    for rank in ["0", "1"] {
+        let out = cephlock(&["journal", "--dir", d, "--rank", rank, "inspect", "--format", "json"]);
+        assert!(out.status.success());
+        let i: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(i["integrity"]["status"], "ok", "rank {rank}: {i}");
+    }
+    let out =
+        cephlock(&["journal", "--dir", d, "--rank", "1", "event", "get", "--type", "ESubtreeMap", "list"]);
+    assert!(String::from_utf8_lossy(&out.stdout).lines().count() >= 2);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -379,11 +379,6 @@ pub(crate) struct Stop {
     pub(crate) hold: bool,
 }
 
-/// Runs the story.
-pub(crate) fn run() -> Result<MdsStory, ClusterError> {
-    run_until(None).map(|(s, _)| s)
-}
-
 /// Number of phases the story has.
 pub(crate) const PHASES: u32 = 8;
 
