@@ -5,7 +5,7 @@ Regenerate the committed plots (release build, short runs; on the 2-core referen
 whole thing takes about a minute):
 
     cargo build --release -p cephlock
-    for w in journal rbd-pingpong rbd-snap-forward; do
+    for w in journal rbd-pingpong rbd-snap-forward mds-create mds-stat mds-rename-cross; do
         target/release/cephlock bench $w --json --duration 1 > docs/plots/$w.json
     done
     scripts/plot-bench.py docs/plots/*.json                 # writes docs/plots/<workload>.svg
