@@ -687,7 +687,17 @@ impl Locker {
         let now = self.now_ms();
         let add = |v: u64| v.saturating_add_signed(delta);
         let frag = self.cache.dirfrag_of(dir);
-        let dir_is_auth = self.cache.inode(dir).is_some_and(|n| n.is_auth());
+        // §4.13: the inode's dirstat / rstat are changed directly only when both the inode and
+        // the frag are auth here. A leader touching a directory whose frag lives on a witness
+        // projects the frag change (the witness's edit is computed from it) but leaves the
+        // inode to the fold: folding here too counted the change twice (found by the
+        // integration suite: a cross-rank rename out of a pinned directory lowered nfiles by 2).
+        let frag_is_auth = self
+            .cache
+            .dirfrag_of_existing(dir)
+            .and_then(|f| self.cache.dirfrag_auth(f))
+            .is_none_or(|a| a == self.cache.rank());
+        let dir_is_auth = frag_is_auth && self.cache.inode(dir).is_some_and(|n| n.is_auth());
         let fnode =
             self.cache.project_fnode(frag, reqid).ok_or(LockerError::Precondition("dirfrag vanished"))?;
         match (is_dir, primary) {
