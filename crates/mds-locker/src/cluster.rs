@@ -36,8 +36,15 @@
 //! `restart(r)` replays `r`'s durable journal into a fresh Locker (subtree maps, sessions,
 //! updates, the completed-request table), then:
 //! 1. *resolve*: `r` learns every survivor's subtree roots and settles which replayed objects
-//!    are its own (`Locker::resolve_authority`); uncommitted peer updates are decided by
-//!    `recovery::decide_peer_updates` (commit iff the leader journaled its update).
+//!    are its own (`Locker::resolve_authority`, then `resolve_inode_authority` with the
+//!    inodes the survivors are auth for or replicate from `r`, since a renamed inode keeps
+//!    its auth). Two-phase updates (mds §4.17, §6.6): `r`'s prepares left without COMMIT /
+//!    ROLLBACK are decided by `recovery::decide_peer_updates` (commit iff the leader
+//!    journaled its update: in its durable journal, or submitted by a live leader) and
+//!    applied (`Locker::resolve_replayed_prepare`); the survivors' prepared updates that `r`
+//!    led commit or roll back by `r`'s journal (`Locker::resolve_witnessed`), and `r`'s
+//!    EUpdates with peers and no ECommitted wait for those witnesses' COMMITTED
+//!    (`Locker::resolve_uncommitted_leader`).
 //! 2. *rejoin, locks*: each survivor reports the remote xlocks / wrlocks its leader requests
 //!    hold on `r`'s objects; `r` re-acquires them as peer requests led by that survivor.
 //! 3. *rejoin, replicas*: each survivor reports its replicas of `r`'s objects; `r` re-adds
@@ -55,10 +62,11 @@
 //! * Resolve and rejoin are direct calls between Lockers, not MMDSResolve / MMDSCacheRejoin
 //!   messages; the exchange is complete and in order by construction, so there are no
 //!   resolve acks, no rejoin acks with missing-object lists, no retries.
-//! * Resolve only settles subtree authority (every survivor's subtree roots are trusted, so
-//!   there are no ambiguous imports) and decides uncommitted peer updates through a hook: no
-//!   operation journals EPeerUpdate yet (witness ops reply EXDEV), so nothing is committed or
-//!   rolled back, only reported (`RestartReport::peer_decisions`).
+//! * Resolve settles subtree authority (every survivor's subtree roots are trusted, so
+//!   there are no ambiguous imports) and uncommitted two-phase updates. The witnesses of a
+//!   restarted leader's update are the survivors that report it prepared (the EUpdate keeps
+//!   only `had_peers`); a rank that fails together with the other side of an update is not
+//!   handled.
 //! * Reconnect is not modelled: clients' capabilities on the failed rank are lost (Ceph's
 //!   clients re-send their caps and `choose_lock_state` picks lock states from them), and
 //!   the restarted rank's locks start in their initial states. Clients only re-send unsafe
@@ -84,6 +92,7 @@ use crate::ids::{Ino, JournalSeq, ObjKey, ObjRef, Rank, ReqId};
 use crate::locker::{Locker, LockerConfig};
 use crate::message::MdsMessage;
 use crate::recovery::{self, PeerDecision, ReplayError};
+use crate::twophase::OrigOp;
 use crate::wire::{self, WireError};
 
 /// Carries messages between ranks.
@@ -634,6 +643,27 @@ impl<T: Transport> Cluster<T> {
         Ok(())
     }
 
+    /// Which rank is auth for each inode, by the survivors' word, for a restarted `r`: the
+    /// inodes a survivor is auth for, and those it replicates from `r`. A renamed inode is
+    /// not migrated here, so its auth need not own its primary dentry's dirfrag, and the
+    /// subtree roots alone would misplace it (Ceph learns it from the rename's import /
+    /// export events instead).
+    fn inode_claims(&self, survivors: &[Rank], r: Rank) -> BTreeMap<Ino, Rank> {
+        let mut claims = BTreeMap::new();
+        for s in survivors {
+            let c = self.rank(*s).cache();
+            for i in c.inode_ids() {
+                let Some(n) = c.inode(i) else { continue };
+                if n.is_auth() {
+                    claims.insert(n.ino(), *s);
+                } else if n.auth() == r {
+                    claims.entry(n.ino()).or_insert(r);
+                }
+            }
+        }
+        claims
+    }
+
     fn up_ranks(&self) -> Vec<Rank> {
         (0..self.ranks.len() as Rank).filter(|r| !self.down.contains(r)).collect()
     }
@@ -663,15 +693,61 @@ impl<T: Transport> Cluster<T> {
         for k in &replay.subtree_roots {
             roots.insert(*k, r);
         }
-        locker.resolve_authority(&roots);
+        // Uncommitted peer updates of r's: commit iff the leader journaled its update (in
+        // its durable journal, or submitted by a surviving leader), as Ceph's leader answers
+        // a peer's resolve. A committed one is applied before authority is settled, so the
+        // objects it creates are placed with the rest.
         let leader_journals: Vec<Vec<LogEvent>> =
             (0..self.ranks.len() as Rank).map(|l| self.journal_events(l).unwrap_or_default()).collect();
         report.peer_decisions = recovery::decide_peer_updates(&replay.uncommitted_peer_updates, |l, q| {
             leader_journals.get(l as usize).is_some_and(|j| recovery::journal_has_update(j, q))
+                || (survivors.contains(&l) && self.rank(l).leader_journaled(ReqId(q.tid)))
         });
+        let mut own_fx = Vec::new();
+        for (p, (_, d)) in replay.uncommitted_peer_updates.iter().zip(&report.peer_decisions) {
+            let fx = locker
+                .resolve_replayed_prepare(p, *d == PeerDecision::Commit)
+                .map_err(|source| ClusterError::Locker { rank: r, source })?;
+            own_fx.extend(fx);
+        }
+        locker.resolve_authority(&roots);
+        locker.resolve_inode_authority(&self.inode_claims(&survivors, r));
+        // r's uncommitted leader updates: the survivors that still have them prepared
+        // commit or roll back by r's journal.
+        let mut witness_fx: Vec<(Rank, Vec<crate::effects::Effect>)> = Vec::new();
+        let mut prepared_by: BTreeMap<u64, BTreeSet<Rank>> = BTreeMap::new();
+        for s in &survivors {
+            for (reqid, _) in self.rank(*s).prepared_for(r) {
+                let q = wire::meta_reqid(0, reqid);
+                let commit = recovery::journal_has_update(&leader_journals[r as usize], &q);
+                if commit {
+                    prepared_by.entry(reqid.0).or_default().insert(*s);
+                }
+                let fx = self.ranks[*s as usize]
+                    .resolve_witnessed(r, reqid, commit)
+                    .map_err(|source| ClusterError::Locker { rank: *s, source })?;
+                witness_fx.push((*s, fx));
+            }
+        }
+        for (q, op_type) in &replay.uncommitted_leader_updates {
+            let origop = match op_type.as_str() {
+                "link_remote" => OrigOp::Link,
+                "rmdir" => OrigOp::Rmdir,
+                _ => OrigOp::Rename,
+            };
+            let witnesses = prepared_by.remove(&q.tid).unwrap_or_default();
+            let fx = locker
+                .resolve_uncommitted_leader(ReqId(q.tid), origop, witnesses)
+                .map_err(|source| ClusterError::Locker { rank: r, source })?;
+            own_fx.extend(fx);
+        }
         self.ranks[r as usize] = locker;
         self.down.remove(&r);
         report.replay = replay;
+        self.route(r, own_fx)?;
+        for (s, fx) in witness_fx {
+            self.route(s, fx)?;
+        }
 
         // Rejoin, first the survivors' remote locks, so the lock states the replicas adopt
         // below already include them.

@@ -224,9 +224,9 @@ pub enum PeerDecision {
 /// journal holds its EUpdate for the request, roll back otherwise (Ceph's leader answers the
 /// peer's resolve the same way: committed iff it journaled the operation).
 ///
-/// This is the hook for two-phase witness updates. No Locker operation journals an
-/// EPeerUpdate yet (witness ops reply EXDEV), so the decisions are reported in
-/// `RestartReport::peer_decisions` and not applied to the cache.
+/// `Cluster::restart` passes a leader that is committed if its durable journal has the
+/// EUpdate or, when it is alive, it has submitted it; `Locker::resolve_replayed_prepare`
+/// applies the decision (and `RestartReport::peer_decisions` reports it).
 pub fn decide_peer_updates(
     uncommitted: &[EPeerUpdate],
     leader_committed: impl Fn(Rank, &MetaReqId) -> bool,
@@ -246,8 +246,43 @@ pub fn decide_peer_updates(
 }
 
 /// Whether a journal holds a leader's EUpdate for `reqid`.
+///
+/// Matched by transaction id: a witness's entries name the request by the leader's request
+/// id, and the Locker keys requests by that id alone (the client part of a COMMIT written
+/// after the peer request went is 0).
 pub fn journal_has_update(events: &[LogEvent], reqid: &MetaReqId) -> bool {
-    events.iter().any(|e| matches!(e, LogEvent::Update(u) if u.reqid.as_ref() == Some(reqid)))
+    events.iter().any(|e| matches!(e, LogEvent::Update(u) if u.reqid.is_some_and(|r| r.tid == reqid.tid)))
+}
+
+/// Applies the metablob of a witness's EPeerUpdate PREPARE to `cache` as committed state:
+/// at replay of its COMMIT, or when resolve decides an uncommitted prepare committed. This
+/// rank's witnesses apply at commit, not at prepare, so the prepare's metablob is the
+/// change; a dirfrag or dentry a later journaled update already wrote newer is left alone
+/// (its entry was stacked on this update's projections and already includes it).
+pub fn apply_peer_prepare(cache: &mut Cache, prepare: &EPeerUpdate) -> Result<(), WireError> {
+    let as_update = LogEvent::Update(mds_journal::EUpdate {
+        stamp: prepare.stamp,
+        op_type: prepare.op_type.clone(),
+        metablob: prepare.commit.clone(),
+        cmapv: 0,
+        reqid: None,
+        had_peers: false,
+    });
+    let mut u = wire::from_log_event(&as_update)?;
+    u.changes.retain(|c| match c {
+        wire::ReplayChange::Dirfrag { dir, fnode } => cache
+            .lookup_ino(*dir)
+            .and_then(|d| cache.dirfrag_of_existing(d))
+            .and_then(|f| cache.dirfrag(f))
+            .is_none_or(|f| f.fnode().version <= fnode.version),
+        wire::ReplayChange::Dentry { dir, name, version, .. } => cache
+            .lookup_ino(*dir)
+            .and_then(|d| cache.lookup_dentry(d, name))
+            .and_then(|dn| cache.dentry(dn))
+            .is_none_or(|d| d.version() <= *version),
+        wire::ReplayChange::Root { .. } => true,
+    });
+    wire::apply_replayed(cache, &u)
 }
 
 /// What replaying a rank's journal found.
@@ -267,6 +302,9 @@ pub struct ReplayOutcome {
     pub client_reqs: Vec<(ClientId, ReqId)>,
     /// EPeerUpdate PREPAREs with no later COMMIT or ROLLBACK for the same request.
     pub uncommitted_peer_updates: Vec<EPeerUpdate>,
+    /// EUpdates with peers (`had_peers`) and no later ECommitted: the request id and the
+    /// operation name. Resolve finds out which witnesses still have them prepared.
+    pub uncommitted_leader_updates: Vec<(MetaReqId, String)>,
 }
 
 /// Rebuilds a rank from its durable journal (each element one `LogEvent` payload, in log
@@ -275,7 +313,9 @@ pub struct ReplayOutcome {
 pub fn replay_rank(cfg: LockerConfig, journal: &[Vec<u8>]) -> Result<(Locker, ReplayOutcome), ReplayError> {
     let mut locker = Locker::new(cfg);
     let mut out = ReplayOutcome::default();
-    let mut prepared: BTreeMap<MetaReqId, EPeerUpdate> = BTreeMap::new();
+    // Keyed by transaction id (see `journal_has_update`).
+    let mut prepared: BTreeMap<u64, EPeerUpdate> = BTreeMap::new();
+    let mut leading: BTreeMap<u64, (MetaReqId, String)> = BTreeMap::new();
     for (i, bytes) in journal.iter().enumerate() {
         let ev = LogEvent::decode_payload(bytes)
             .map_err(|e| ReplayError::Decode { index: i, why: e.to_string() })?;
@@ -290,7 +330,10 @@ pub fn replay_rank(cfg: LockerConfig, journal: &[Vec<u8>]) -> Result<(Locker, Re
                     out.session_events += 1;
                 }
             }
-            LogEvent::Update(_) => {
+            LogEvent::Update(e) => {
+                if let (true, Some(r)) = (e.had_peers, e.reqid) {
+                    leading.insert(r.tid, (r, e.op_type.clone()));
+                }
                 let u = wire::from_log_event(&ev)?;
                 wire::apply_replayed(locker.cache_mut(), &u)?;
                 out.updates += 1;
@@ -303,18 +346,29 @@ pub fn replay_rank(cfg: LockerConfig, journal: &[Vec<u8>]) -> Result<(Locker, Re
                     }
                 }
             }
+            // A witness applies at commit: the prepare is held aside until its COMMIT (apply
+            // its metablob) or ROLLBACK (drop it); what is left waits for resolve.
             LogEvent::PeerUpdate(p) => match p.op {
                 mds_journal::event::PeerOp::Prepare => {
-                    prepared.insert(p.reqid, p.clone());
+                    prepared.insert(p.reqid.tid, p.clone());
                 }
-                mds_journal::event::PeerOp::Commit | mds_journal::event::PeerOp::Rollback => {
-                    prepared.remove(&p.reqid);
+                mds_journal::event::PeerOp::Commit => {
+                    if let Some(prep) = prepared.remove(&p.reqid.tid) {
+                        apply_peer_prepare(locker.cache_mut(), &prep)?;
+                    }
+                }
+                mds_journal::event::PeerOp::Rollback => {
+                    prepared.remove(&p.reqid.tid);
                 }
             },
+            LogEvent::Committed(c) => {
+                leading.remove(&c.reqid.tid);
+            }
             _ => {}
         }
     }
     out.uncommitted_peer_updates = prepared.into_values().collect();
+    out.uncommitted_leader_updates = leading.into_values().collect();
     Ok((locker, out))
 }
 

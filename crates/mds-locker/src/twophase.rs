@@ -132,8 +132,8 @@ pub enum PeerRecord {
         /// The operation.
         origop: OrigOp,
         /// PREPARE only: the values before the update, as JSON (`rollback_blob`), opaque to the
-        /// journal. Replay of a PREPARE without COMMIT / ROLLBACK restores them if the leader
-        /// says the update aborted.
+        /// journal. Not needed by replay here: a witness applies at commit, so a rolled-back
+        /// prepare has nothing to undo (Ceph's witness applies at prepare and undoes with it).
         rollback: Vec<u8>,
     },
     /// The leader's ECommitted: every witness committed, the update is done everywhere.

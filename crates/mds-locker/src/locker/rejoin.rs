@@ -5,9 +5,11 @@
 //! * A survivor learns of the failure (`Event::RankDown`): the failed rank's replicas and
 //!   gather entries go (gathers that become empty complete, so a transition that waited on
 //!   the dead rank's ack finishes), peer requests it led are cleaned up (their locks
-//!   released), and the survivor's own requests stop waiting for it: they stay in the locking
-//!   phase and are retried once it is active again (`Event::RankActive`), as Ceph's
-//!   `wait_for_active_peer` retries them.
+//!   released) except prepared two-phase updates, which wait for the leader's resolve
+//!   (`locker::witness`), and the survivor's own requests stop waiting for it: they stay in
+//!   the locking phase and are retried once it is active again (`Event::RankActive`), as
+//!   Ceph's `wait_for_active_peer` retries them; a leader re-sends a prep or FINISH the
+//!   failed witness lost.
 //! * The restarted rank, after replay, learns every rank's subtree roots
 //!   (`resolve_authority`, the part of Ceph's resolve stage that settles authority) and so
 //!   knows which replayed objects are replicas of another rank's.
@@ -51,7 +53,7 @@ impl Locker {
 
     /// Runs `f` as if it were an event: woken requests are dispatched and caps issued before
     /// the effects are returned.
-    fn run_direct<T>(
+    pub(super) fn run_direct<T>(
         &mut self,
         f: impl FnOnce(&mut Locker) -> Result<T, LockerError>,
     ) -> Result<(T, Vec<Effect>), LockerError> {
@@ -98,8 +100,14 @@ impl Locker {
         }
         // Peer requests the dead rank led: nobody will release them (Ceph resolves them with
         // the leader; a peer request without journaled updates simply goes).
-        let led: Vec<ReqId> =
-            self.requests.values().filter(|m| m.peer_of == Some(down)).map(|m| m.reqid).collect();
+        // A prepared two-phase update is the exception: it waits for the leader's resolve.
+        let prepared = self.twophase_rank_down(down);
+        let led: Vec<ReqId> = self
+            .requests
+            .values()
+            .filter(|m| m.peer_of == Some(down) && !prepared.contains(&m.reqid))
+            .map(|m| m.reqid)
+            .collect();
         for reqid in led {
             self.cleanup_request(reqid)?;
         }
@@ -156,7 +164,7 @@ impl Locker {
             self.mark_event(reqid, "retrying after peer rank recovered");
             self.requeue(reqid);
         }
-        Ok(())
+        self.twophase_rank_active(up)
     }
 
     /// Settles the authority of every replayed object from the subtree roots of all ranks
@@ -191,6 +199,27 @@ impl Locker {
                 },
             };
             let Some(want) = want else { continue };
+            if self.cache.auth_of(obj) == Some(want) && self.cache.is_auth_obj(obj) == (want == me) {
+                continue;
+            }
+            if want == me {
+                self.cache.set_auth(obj, me);
+            } else {
+                self.cache.make_replica(obj, want);
+            }
+        }
+    }
+
+    /// Settles the authority of replayed inodes the survivors vouch for (`claims`: inode
+    /// number to auth rank), after `resolve_authority`: an inode renamed across ranks stays
+    /// with its auth (it is not migrated here), so its primary dentry's dirfrag does not
+    /// name its auth.
+    pub fn resolve_inode_authority(&mut self, claims: &std::collections::BTreeMap<crate::ids::Ino, Rank>) {
+        let me = self.cache.rank();
+        for i in self.cache.inode_ids().collect::<Vec<_>>() {
+            let Some(ino) = self.cache.inode(i).map(|n| n.ino()) else { continue };
+            let Some(want) = claims.get(&ino).copied() else { continue };
+            let obj = ObjRef::Inode(i);
             if self.cache.auth_of(obj) == Some(want) && self.cache.is_auth_obj(obj) == (want == me) {
                 continue;
             }

@@ -40,8 +40,22 @@
 //!   wrlocks of its own.
 //! * RMDIR leaves the witness's empty dirfrag in place and the witness's replica of the
 //!   removed directory without a parent (Ceph trims the non-auth subtree).
-//! * Replay of an uncommitted prepare (§6.6) and the resolve stage are not built here: the
-//!   journal records carry what they need (request id, leader rank, op, rollback record).
+//! * Rank failure (§6.6; `Cluster::{crash, restart}` drive it). Replay holds a PREPARE's
+//!   metablob aside and applies it at its COMMIT (ROLLBACK drops it); a PREPARE left without
+//!   either is settled in resolve: commit iff the leader journaled its EUpdate (durable, or
+//!   submitted by a live leader), applying the metablob and journaling COMMIT, else
+//!   journaling ROLLBACK. The rollback record is therefore never replayed (there is nothing
+//!   to undo); it stays in the PREPARE for dumps and for parity with Ceph. A survivor
+//!   witness keeps a prepared update's projections and locks while its leader is down and
+//!   commits or rolls back at the leader's resolve; an unprepared one is dropped. A leader
+//!   whose witness fails before the leader journaled forgets that witness's ack and re-sends
+//!   the prep (after the dentry replicas it needs) once the witness is active, as Ceph's
+//!   leader does; after journaling it waits, and re-sends FINISH (commit) at RankActive. A
+//!   restarted leader with an EUpdate that has peers and no ECommitted journals ECommitted
+//!   once the survivors that still had it prepared answer COMMITTED (at once if none did).
+//!   Simplified: the witness list is learned from the survivors in resolve (EUpdate keeps
+//!   only `had_peers`); a witness answers a FINISH (commit) for an update it no longer knows
+//!   with COMMITTED; both ranks of an update failing together is not handled.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -78,7 +92,18 @@ struct Leading {
     journaled: bool,
     /// FINISH (abort) already went out.
     aborted: bool,
+    /// The EUpdate is safe and FINISH (commit) went out: ECommitted may follow once every
+    /// witness answered COMMITTED (not before: a witness that resolved to commit while it
+    /// was down may answer before the leader's own entry is safe).
+    finished: bool,
     committed: BTreeSet<Rank>,
+    /// What the witnesses were sent, kept to prepare again on a witness that failed before
+    /// the leader journaled (Ceph's leader re-sends the prep once the peer is active).
+    prep: Option<WitnessPrep>,
+    /// Dentry replicas that had to reach each witness before its prep.
+    replicate: Vec<(ObjKey, Rank)>,
+    /// Witnesses that failed before the leader journaled: prepare again at RankActive.
+    reprep: BTreeSet<Rank>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -160,8 +185,8 @@ impl Locker {
         }
         // Ceph's order: nothing is projected on the leader until every witness prepared.
         self.discard_projections(reqid)?;
-        for (key, to) in replicate {
-            let fx = self.replicate_to(&key, to)?;
+        for (key, to) in &replicate {
+            let fx = self.replicate_to(key, *to)?;
             self.fx.extend(fx);
         }
         let client = self.mutation(reqid)?.client;
@@ -171,6 +196,7 @@ impl Locker {
             msg.prep = Some(Box::new(prep.clone()));
             self.send(*w, MdsMessage::Peer(msg));
         }
+        let prep = Some(prep);
         tracing::debug!(%reqid, ?witnesses, op = origop.name(), "sent preps to witnesses");
         let m = self.mutation_mut(reqid)?;
         m.peers.extend(witnesses.iter().copied());
@@ -184,7 +210,11 @@ impl Locker {
                 failed: None,
                 journaled: false,
                 aborted: false,
+                finished: false,
                 committed: BTreeSet::new(),
+                prep,
+                replicate,
+                reprep: BTreeSet::new(),
             },
         );
         self.mark_event(reqid, "waiting for witnesses to prepare");
@@ -361,10 +391,14 @@ impl Locker {
     /// The leader's EUpdate is safe and applied: FINISH (commit) to the witnesses. Called
     /// before the leader drops its locks, so the FINISH precedes every lock message.
     pub(crate) fn commit_witnesses(&mut self, reqid: ReqId) -> Result<(), LockerError> {
-        if self.twophase.leading.get(&reqid).is_some_and(|l| l.journaled) {
-            self.send_finish(reqid, false)?;
-            self.mark_event(reqid, "sent finish (commit) to witnesses");
-        }
+        let Some(l) = self.twophase.leading.get_mut(&reqid).filter(|l| l.journaled) else {
+            return Ok(());
+        };
+        l.finished = true;
+        self.send_finish(reqid, false)?;
+        self.mark_event(reqid, "sent finish (commit) to witnesses");
+        // Witnesses that resolved to commit while this entry was still unsafe have answered.
+        self.log_committed_if_done(reqid);
         Ok(())
     }
 
@@ -389,13 +423,29 @@ impl Locker {
             tracing::debug!(from, %reqid, "committed for an update that is gone; ignored");
             return Ok(());
         };
-        l.committed.insert(from);
-        if l.committed.len() < l.witnesses.len() {
+        if !l.witnesses.contains(&from) {
+            tracing::warn!(from, %reqid, "committed from a rank that is not a witness; ignored");
             return Ok(());
+        }
+        l.committed.insert(from);
+        self.log_committed_if_done(reqid);
+        Ok(())
+    }
+
+    /// Journals ECommitted once the leader's update is finished and every witness
+    /// committed; the update is then done everywhere.
+    fn log_committed_if_done(&mut self, reqid: ReqId) {
+        let Some(l) = self.twophase.leading.get(&reqid) else { return };
+        if !l.finished || l.committed.len() < l.witnesses.len() {
+            return;
         }
         let origop = l.origop;
         self.twophase.leading.remove(&reqid);
         tracing::debug!(%reqid, "every witness committed; journaling ECommitted");
+        self.submit_committed(reqid, origop);
+    }
+
+    fn submit_committed(&mut self, reqid: ReqId, origop: OrigOp) {
         let entry = JournalEntry {
             reqid,
             description: format!("{}_committed", origop.name()),
@@ -403,7 +453,6 @@ impl Locker {
             peer: Some(PeerRecord::Committed),
         };
         self.submit_twophase(entry, None);
-        Ok(())
     }
 
     // ---- witness -------------------------------------------------------------------------
@@ -603,9 +652,23 @@ impl Locker {
         let reqid = msg.reqid;
         let abort = msg.flag;
         let Some(w) = self.twophase.witnessing.remove(&reqid) else {
-            // A peer that only held locks for the request: FINISH ends it as DROPLOCKS would.
+            // A peer that only held locks for the request (a witness whose update resolve
+            // already settled keeps only the locks rejoin re-took): FINISH ends it as
+            // DROPLOCKS would.
             if let Some(r) = self.peer_request(from, &msg, false) {
                 self.cleanup_request(r)?;
+            }
+            // A FINISH (commit) re-sent after this rank restarted: the update was committed
+            // here (a prepare is only acked once safe, and resolve commits a safe prepare
+            // whose leader journaled). Answer COMMITTED unless the COMMIT is still unsafe,
+            // which answers once it is.
+            let commit_pending = self
+                .twophase
+                .pending
+                .values()
+                .any(|a| matches!(a, OnSafe::Committed { reqid: r, .. } if *r == reqid));
+            if !abort && !commit_pending {
+                self.send(from, MdsMessage::Peer(PeerMsg::new(PeerOp::Committed, reqid, None)));
             }
             return Ok(());
         };
@@ -773,5 +836,167 @@ impl Locker {
     /// witnesses and has not finished: for tests and invariants (nothing may linger).
     pub fn twophase_in_progress(&self) -> (usize, usize) {
         (self.twophase.leading_count(), self.twophase.witnessing_count())
+    }
+}
+
+/// Rank failure and resolve for two-phase updates (mds §6.6 "uncommitted leader/peer updates
+/// (resolved later with peers in the resolve stage)"; Ceph's `handle_mds_failure` and
+/// `handle_resolve` for leader and peer requests).
+impl Locker {
+    /// `Event::RankDown` for the two-phase state. Leader side: a witness that fails before
+    /// the leader journaled forgets its ack and must prepare again once it is active (its
+    /// own resolve rolls back a prepare that reached its journal, since this leader had not
+    /// journaled); after the leader journaled, the update waits for the witness to come back
+    /// and commit. Witness side: an update
+    /// whose leader failed and that this rank never prepared (it refused) is forgotten; a
+    /// prepared one keeps its projections and locks until the leader's resolve says commit
+    /// or roll back (`resolve_witnessed`). Returns the peer requests that must survive the
+    /// failure of their leader.
+    pub(crate) fn twophase_rank_down(&mut self, down: Rank) -> BTreeSet<ReqId> {
+        for (reqid, l) in self.twophase.leading.iter_mut() {
+            if l.journaled || l.aborted || !l.witnesses.contains(&down) {
+                continue;
+            }
+            tracing::debug!(%reqid, down, "witness failed before the leader journaled; will prepare again");
+            l.acked.remove(&down);
+            l.reprep.insert(down);
+        }
+        self.twophase.witnessing.retain(|_, w| w.leader != down || w.prepared);
+        // A prepare that turns safe while its leader is down is acked by the resolve instead.
+        self.twophase.pending.retain(|_, a| !matches!(a, OnSafe::Prepared { leader, .. } if *leader == down));
+        self.twophase.witnessing.iter().filter(|(_, w)| w.leader == down).map(|(r, _)| *r).collect()
+    }
+
+    /// `Event::RankActive` for the two-phase state: re-send the prep (after the dentry
+    /// replicas it needs) to a witness that failed before the leader journaled, and FINISH
+    /// (commit) to one that failed after the leader finished without answering COMMITTED.
+    pub(crate) fn twophase_rank_active(&mut self, up: Rank) -> Result<(), LockerError> {
+        let reqids: Vec<ReqId> = self.twophase.leading.keys().copied().collect();
+        for reqid in reqids {
+            let Some(l) = self.twophase.leading.get_mut(&reqid) else { continue };
+            if l.reprep.remove(&up) && !l.journaled && !l.aborted {
+                let (origop, prep) = (l.origop, l.prep.clone());
+                let replicate: Vec<ObjKey> =
+                    l.replicate.iter().filter(|(_, to)| *to == up).map(|(k, _)| k.clone()).collect();
+                for key in replicate {
+                    let fx = self.replicate_to(&key, up)?;
+                    self.fx.extend(fx);
+                }
+                let client = self.requests.get(&reqid).and_then(|m| m.client);
+                let mut msg = PeerMsg::new(origop.prep_op(), reqid, client);
+                msg.prep = prep.map(Box::new);
+                self.send(up, MdsMessage::Peer(msg));
+                if self.requests.contains_key(&reqid) {
+                    self.mark_event(reqid, "witness recovered; prepared again");
+                }
+            } else if l.finished && l.witnesses.contains(&up) && !l.committed.contains(&up) {
+                let mut msg = PeerMsg::new(PeerOp::Finish, reqid, None);
+                msg.flag = false;
+                self.send(up, MdsMessage::Peer(msg));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether this rank leads `reqid` and has journaled its EUpdate (submitted, safe or not):
+    /// a surviving leader's answer to a restarted witness's resolve (Ceph answers commit for
+    /// every request in `uncommitted_leaders`, which it adds when it submits the EUpdate).
+    pub fn leader_journaled(&self, reqid: ReqId) -> bool {
+        self.twophase.leading.get(&reqid).is_some_and(|l| l.journaled)
+    }
+
+    /// Survivor witness side of a leader's resolve: the updates `leader` leads that this rank
+    /// prepared and has not finished (Ceph's peer lists them in its MMDSResolve).
+    pub fn prepared_for(&self, leader: Rank) -> Vec<(ReqId, OrigOp)> {
+        self.twophase
+            .witnessing
+            .iter()
+            .filter(|(_, w)| w.leader == leader && w.prepared)
+            .map(|(r, w)| (*r, w.origop))
+            .collect()
+    }
+
+    /// Survivor witness side of a leader's resolve: commit (apply, COMMIT, COMMITTED once
+    /// safe) or roll back (drop the projections, ROLLBACK) an update the restarted `leader`
+    /// led, as a FINISH would, and release the peer request's locks.
+    pub fn resolve_witnessed(
+        &mut self,
+        leader: Rank,
+        reqid: ReqId,
+        commit: bool,
+    ) -> Result<Vec<Effect>, LockerError> {
+        self.run_direct(|me| {
+            let mut msg = PeerMsg::new(PeerOp::Finish, reqid, None);
+            msg.flag = !commit;
+            me.witness_finish(leader, msg)
+        })
+        .map(|((), fx)| fx)
+    }
+
+    /// Restarted witness side of resolve: an EPeerUpdate PREPARE replay found without COMMIT
+    /// or ROLLBACK. Nothing of it is in the cache (replay holds prepares aside, as this
+    /// rank's witnesses apply only at commit), so commit applies the prepare's metablob and
+    /// journals COMMIT (answering COMMITTED to the leader once safe); rollback only journals
+    /// ROLLBACK.
+    pub fn resolve_replayed_prepare(
+        &mut self,
+        prepare: &mds_journal::EPeerUpdate,
+        commit: bool,
+    ) -> Result<Vec<Effect>, LockerError> {
+        let reqid = ReqId(prepare.reqid.tid);
+        let leader =
+            Rank::try_from(prepare.leader).map_err(|_| LockerError::Precondition("bad leader rank"))?;
+        let origop = match prepare.origop {
+            mds_journal::PeerOrigOp::Link => OrigOp::Link,
+            mds_journal::PeerOrigOp::Rmdir => OrigOp::Rmdir,
+            mds_journal::PeerOrigOp::Rename => OrigOp::Rename,
+        };
+        if commit {
+            crate::recovery::apply_peer_prepare(&mut self.cache, prepare)
+                .map_err(|_| LockerError::Precondition("prepared update does not apply"))?;
+        }
+        let phase = if commit { PeerPhase::Commit } else { PeerPhase::Rollback };
+        let entry = JournalEntry {
+            reqid,
+            description: prepare.op_type.clone(),
+            changes: Vec::new(),
+            peer: Some(PeerRecord::Peer { leader, phase, origop, rollback: Vec::new() }),
+        };
+        let on_safe = commit.then_some(OnSafe::Committed { reqid, leader });
+        self.submit_twophase(entry, on_safe);
+        self.run_direct(|_| Ok(())).map(|((), fx)| fx)
+    }
+
+    /// Restarted leader side of resolve: an EUpdate with peers that replay found without
+    /// ECommitted. `witnesses` are the survivors that still had it prepared and were told to
+    /// commit: ECommitted follows their COMMITTED. With none (every witness had committed and
+    /// only the COMMITTED was lost) ECommitted is journaled at once.
+    pub fn resolve_uncommitted_leader(
+        &mut self,
+        reqid: ReqId,
+        origop: OrigOp,
+        witnesses: BTreeSet<Rank>,
+    ) -> Result<Vec<Effect>, LockerError> {
+        if witnesses.is_empty() {
+            self.submit_committed(reqid, origop);
+        } else {
+            self.twophase.leading.insert(
+                reqid,
+                Leading {
+                    origop,
+                    acked: witnesses.clone(),
+                    witnesses,
+                    failed: None,
+                    journaled: true,
+                    aborted: false,
+                    finished: true,
+                    committed: BTreeSet::new(),
+                    prep: None,
+                    replicate: Vec::new(),
+                    reprep: BTreeSet::new(),
+                },
+            );
+        }
+        self.run_direct(|_| Ok(())).map(|((), fx)| fx)
     }
 }
