@@ -20,7 +20,7 @@
 //! with the leader's request id (client `0` when the entry has no client), the leader's rank,
 //! the operation, the same metablob mapping as an EUpdate (`commit`) and, for PREPARE, the
 //! rollback record; the leader's "all witnesses committed" is an ECommitted. That is what
-//! replay of an uncommitted peer update (§6.6) needs; the replay itself is not built here.
+//! replay of an uncommitted peer update (§6.6) needs; `recovery` replays and resolves them.
 //!
 //! Sessions travel as ESession events (`session_event`): open when a client's session opens,
 //! close when it is evicted. With `client_reqs` and the created inode, that is what replay
