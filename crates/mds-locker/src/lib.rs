@@ -59,6 +59,7 @@ pub mod authority;
 pub mod cache;
 pub mod capability;
 pub mod cluster;
+pub mod cooperative;
 pub mod dump;
 pub mod effects;
 pub mod error;

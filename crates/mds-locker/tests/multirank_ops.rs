@@ -3,10 +3,8 @@
 
 use lock_sm::LockType;
 use mds_locker::cluster::{Cluster, Output};
-use mds_locker::{
-    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig,
-    Op, ReqId, SetAttr,
-};
+use mds_locker::cooperative::CooperativeClients;
+use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op, ReqId, SetAttr};
 
 /// Sends a request to `rank`, answers every cap revoke at once (a cooperative client), and
 /// returns the safe reply's result and everything the cluster did meanwhile.
@@ -21,33 +19,7 @@ fn run(
         c.handle(rank, Event::SessionOpen { client }).unwrap();
     }
     c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
-    let mut out = Vec::new();
-    for _ in 0..100 {
-        c.settle().unwrap();
-        let batch = c.take_outputs();
-        let revokes: Vec<_> = batch
-            .iter()
-            .filter_map(|o| match &o.effect {
-                Effect::Cap(m) if m.op == CapOp::Revoke => Some((o.rank, *m)),
-                _ => None,
-            })
-            .collect();
-        out.extend(batch);
-        if revokes.is_empty() {
-            break;
-        }
-        for (r, m) in revokes {
-            let ack = ClientCapMessage {
-                client: m.client,
-                ino: m.ino,
-                op: ClientCapOp::Update,
-                seq: m.seq,
-                caps: m.caps,
-                wanted: m.wanted,
-            };
-            c.handle(r, Event::ClientCaps(ack)).unwrap();
-        }
-    }
+    let out = pump(c);
     let result = out
         .iter()
         .find_map(|o| match &o.effect {
@@ -56,6 +28,25 @@ fn run(
         })
         .unwrap_or_else(|| panic!("request {reqid} got no safe reply: {out:#?}"));
     (result, out)
+}
+
+/// Settles the cluster, answering every cap revoke at once, and returns what it did.
+fn pump(c: &mut Cluster) -> Vec<Output> {
+    let mut out = Vec::new();
+    let mut clients = CooperativeClients::new();
+    for _ in 0..100 {
+        c.settle().unwrap();
+        let batch = c.take_outputs();
+        let answers = clients.answers(&batch);
+        out.extend(batch);
+        if answers.is_empty() {
+            break;
+        }
+        for (r, ev) in answers {
+            c.handle(r, ev).unwrap();
+        }
+    }
+    out
 }
 
 fn path(p: &str) -> FilePath {
@@ -111,9 +102,59 @@ fn getattr_on_another_ranks_entry_discovers_it() {
     let r0 = c.rank(0).cache();
     let xi = r0.lookup_ino(x).expect("rank 0 now has a replica of x");
     assert!(!r0.inode(xi).unwrap().is_auth());
-    // A name that does not exist on the auth is ENOENT, and leaves no dentry behind.
+    // A name that does not exist on the auth is ENOENT.
     let (r, _) = run(&mut c, 0, 4, 2, Op::Getattr { path: path("a/nope"), mask: 0 });
     assert_eq!(r, Err(Errno::ENOENT));
+}
+
+/// §5.1: discover of a name the auth's dirfrag lacks returns a null dentry replica, not a
+/// bare "no such name"; the reader decides ENOENT under a rdlock on its replica's DN lock,
+/// and a racing create on the auth must gather that rdlock (§4.12 LOCK / LOCKACK) before it
+/// can xlock the dentry. So the reader's ENOENT can never come after the create was
+/// acknowledged (simulator, 2 ranks, seeds 3, 11, 19, 29).
+#[test]
+fn discover_of_a_missing_name_replicates_a_null_dentry_a_racing_create_gathers() {
+    let (mut c, a) = two_ranks_with_pinned_a();
+    c.handle(0, Event::SessionOpen { client: 2 }).unwrap();
+    c.handle(1, Event::SessionOpen { client: 3 }).unwrap();
+    c.handle(
+        0,
+        Event::Request(ClientRequest {
+            reqid: ReqId(10),
+            client: 2,
+            op: Op::Getattr { path: path("a/n"), mask: 0 },
+        }),
+    )
+    .unwrap();
+    // Rank 1 answers the discover; its reply is in flight when the create arrives there.
+    assert!(c.step().unwrap());
+    assert!(c.delivered().get("discover").copied().unwrap_or(0) >= 1);
+    let r1 = c.rank(1).cache();
+    let a1 = r1.lookup_ino(a).unwrap();
+    let n1 = r1.lookup_dentry(a1, "n").expect("the auth keeps the null dentry it replicated");
+    assert!(r1.dentry(n1).unwrap().replicas().contains(&0));
+    let op = Op::Create { path: path("a/n"), mode: 0o644, excl: true, file_mode: 1 };
+    c.handle(1, Event::Request(ClientRequest { reqid: ReqId(11), client: 3, op })).unwrap();
+    let out = pump(&mut c);
+    let first_reply = |id: u64| {
+        out.iter()
+            .position(|o| matches!(&o.effect, Effect::Reply(r) if r.reqid == ReqId(id)))
+            .unwrap_or_else(|| panic!("no reply to {id}: {out:#?}"))
+    };
+    let (read, create) = (first_reply(10), first_reply(11));
+    let Effect::Reply(rr) = &out[read].effect else { unreachable!() };
+    let Effect::Reply(cr) = &out[create].effect else { unreachable!() };
+    let ino = cr.result.unwrap().unwrap();
+    match rr.result {
+        Err(Errno::ENOENT) => assert!(read < create, "ENOENT answered after the create was acknowledged"),
+        Ok(Some(i)) => assert_eq!(i, ino),
+        other => panic!("getattr: {other:?}"),
+    }
+    // The replica learns the new link from the DN lock data (§2.3) and reads it locally.
+    let (r, out) = run(&mut c, 0, 12, 2, Op::Getattr { path: path("a/n"), mask: 0 });
+    assert_eq!(r, Ok(Some(ino)));
+    assert!(forwarded_to(&out, 12).is_empty());
+    assert!(mds_locker::invariants::check_cluster(c.lockers(), 0).is_ok());
 }
 
 #[test]

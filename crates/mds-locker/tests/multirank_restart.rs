@@ -5,11 +5,12 @@
 use lock_sm::LockType;
 use mds_journal::LogEvent;
 use mds_locker::cluster::{Cluster, Output, Transport};
+use mds_locker::cooperative::CooperativeClients;
 use mds_locker::invariants::check_cluster;
 use mds_locker::mutation::XLOCK;
 use mds_locker::{
-    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Ino, LockId, LockOp,
-    Locker, LockerConfig, ObjKey, ObjRef, Op, ReqId, SetAttr,
+    ClientRequest, Effect, Errno, Event, FilePath, Ino, LockId, LockOp, Locker, LockerConfig, ObjKey, ObjRef,
+    Op, ReqId, SetAttr,
 };
 
 fn path(p: &str) -> FilePath {
@@ -27,9 +28,11 @@ fn settle_with_caps(c: &mut Cluster) -> Vec<Output> {
     drive(c, true)
 }
 
-/// Delivers messages (and makes journal entries safe with `safe`), answering cap revokes.
+/// Delivers messages (and makes journal entries safe with `safe`), answering cap revokes and
+/// returning leases as a cooperative client does.
 fn drive(c: &mut Cluster, safe: bool) -> Vec<Output> {
     let mut out = Vec::new();
+    let mut clients = CooperativeClients::new();
     for _ in 0..100 {
         if safe {
             c.settle().unwrap();
@@ -37,27 +40,13 @@ fn drive(c: &mut Cluster, safe: bool) -> Vec<Output> {
             c.run().unwrap();
         }
         let batch = c.take_outputs();
-        let revokes: Vec<_> = batch
-            .iter()
-            .filter_map(|o| match &o.effect {
-                Effect::Cap(m) if m.op == CapOp::Revoke => Some((o.rank, *m)),
-                _ => None,
-            })
-            .collect();
+        let answers = clients.answers(&batch);
         out.extend(batch);
-        if revokes.is_empty() {
+        if answers.is_empty() {
             break;
         }
-        for (r, m) in revokes {
-            let ack = ClientCapMessage {
-                client: m.client,
-                ino: m.ino,
-                op: ClientCapOp::Update,
-                seq: m.seq,
-                caps: m.caps,
-                wanted: m.wanted,
-            };
-            c.handle(r, Event::ClientCaps(ack)).unwrap();
+        for (r, ev) in answers {
+            c.handle(r, ev).unwrap();
         }
     }
     out

@@ -3,41 +3,25 @@
 
 use lock_sm::{LockState, LockType};
 use mds_locker::cluster::Cluster;
-use mds_locker::{
-    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Event, FilePath, Ino, LockerConfig, ObjKey,
-    Op, ReqId,
-};
+use mds_locker::cooperative::CooperativeClients;
+use mds_locker::{ClientRequest, Effect, Event, FilePath, Ino, LockerConfig, ObjKey, Op, ReqId};
 
 fn mkdir(c: &mut Cluster, rank: u32, reqid: u64, path: &str) -> Ino {
     c.handle(rank, Event::SessionOpen { client: 1 }).unwrap();
     let op = Op::Mkdir { path: FilePath::new(Ino::ROOT, path), mode: 0o755 };
     c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client: 1, op })).unwrap();
     let mut out = Vec::new();
+    let mut clients = CooperativeClients::new();
     for _ in 0..100 {
         c.settle().unwrap();
         let batch = c.take_outputs();
-        let revokes: Vec<_> = batch
-            .iter()
-            .filter_map(|o| match &o.effect {
-                Effect::Cap(m) if m.op == CapOp::Revoke => Some((o.rank, *m)),
-                _ => None,
-            })
-            .collect();
+        let answers = clients.answers(&batch);
         out.extend(batch);
-        if revokes.is_empty() {
+        if answers.is_empty() {
             break;
         }
-        // The client answers every revoke at once.
-        for (r, m) in revokes {
-            let ack = ClientCapMessage {
-                client: m.client,
-                ino: m.ino,
-                op: ClientCapOp::Update,
-                seq: m.seq,
-                caps: m.caps,
-                wanted: m.wanted,
-            };
-            c.handle(r, Event::ClientCaps(ack)).unwrap();
+        for (r, ev) in answers {
+            c.handle(r, ev).unwrap();
         }
     }
     out.iter()

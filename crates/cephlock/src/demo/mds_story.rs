@@ -13,10 +13,8 @@ use std::collections::BTreeMap;
 
 use lock_sm::caps::{AUTH_SHARED, FILE_SHARED, format_caps};
 use mds_locker::cluster::{Cluster, ClusterError, Output, Transport};
-use mds_locker::{
-    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Event, FilePath, Ino, LockerConfig, ObjRef,
-    Op, ReqId,
-};
+use mds_locker::cooperative::CooperativeClients;
+use mds_locker::{CapOp, ClientRequest, Effect, Event, FilePath, Ino, LockerConfig, ObjRef, Op, ReqId};
 use serde::Serialize;
 
 /// A client of the story.
@@ -110,8 +108,8 @@ struct Driver {
     delivered_before: BTreeMap<&'static str, u64>,
     /// Keep journal entries unsafe in the current phase (for `cephlock mds --hold`).
     hold: bool,
-    /// Dentry leases clients hold: (rank, client, dir, name) -> lease seq.
-    leases: BTreeMap<(u32, u64, Ino, String), u32>,
+    /// alice, bob and carol, answering revokes at once.
+    clients: CooperativeClients,
 }
 
 impl Driver {
@@ -124,7 +122,7 @@ impl Driver {
             checks: 0,
             violations: Vec::new(),
             delivered_before: BTreeMap::new(),
-            leases: BTreeMap::new(),
+            clients: CooperativeClients::new(),
             hold: false,
         }
     }
@@ -176,55 +174,20 @@ impl Driver {
         for _ in 0..64 {
             self.deliver()?;
             let mut batch = self.c.take_outputs();
-            let revokes: Vec<(u32, mds_locker::CapMessage)> = batch
-                .iter()
-                .filter_map(|o| match &o.effect {
-                    Effect::Cap(m) if m.op == CapOp::Revoke => Some((o.rank, *m)),
-                    _ => None,
-                })
-                .collect();
-            // Remember dentry leases, and give them back when asked (§4.15).
-            let mut releases = Vec::new();
-            for o in &batch {
-                match &o.effect {
-                    Effect::LeaseGrant { client, dir, name, seq } => {
-                        self.leases.insert((o.rank, *client, *dir, name.clone()), *seq);
-                    }
-                    Effect::LeaseRevoke { client, dir, name } => {
-                        if let Some(seq) = self.leases.remove(&(o.rank, *client, *dir, name.clone())) {
-                            releases.push((
-                                o.rank,
-                                Event::LeaseRelease { client: *client, dir: *dir, name: name.clone(), seq },
-                            ));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            let progressed = !releases.is_empty();
-            for (r, ev) in releases {
-                self.c.handle(r, ev)?;
-                self.check();
-            }
+            // The clients answer every cap revoke and return every dentry lease (§4.14, §4.15).
+            let answers = self.clients.answers(&batch);
             let done =
                 batch.iter().any(|o| matches!(&o.effect, Effect::Reply(r) if r.reqid == reqid && r.safe));
             out.append(&mut batch);
-            for (r, m) in &revokes {
-                let ack = ClientCapMessage {
-                    client: m.client,
-                    ino: m.ino,
-                    op: ClientCapOp::Update,
-                    seq: m.seq,
-                    caps: m.caps,
-                    wanted: m.wanted,
-                };
-                self.c.handle(*r, Event::ClientCaps(ack))?;
+            let progressed = !answers.is_empty();
+            for (r, ev) in answers {
+                self.c.handle(r, ev)?;
                 self.check();
             }
             if done {
                 break;
             }
-            if revokes.is_empty() && !progressed {
+            if !progressed {
                 if self.hold {
                     // `cephlock mds --hold`: stop with the journal entries unsafe, the request
                     // early-replied and its xlocks and wrlocks still held.

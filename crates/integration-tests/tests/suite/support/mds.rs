@@ -2,14 +2,10 @@
 //! cooperative client (it answers every cap revoke and returns every dentry lease at once, as
 //! a well-behaved ceph-fuse does), and journal-event helpers.
 
-use std::collections::BTreeMap;
-
 use mds_journal::{LogEvent, PeerOp};
 use mds_locker::cluster::{Cluster, Output};
-use mds_locker::{
-    CapOp, ClientCapMessage, ClientCapOp, ClientRequest, Effect, Errno, Event, FilePath, Ino, ObjRef, Op,
-    ReqId,
-};
+use mds_locker::cooperative::CooperativeClients;
+use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, ObjRef, Op, ReqId};
 
 pub type OpResult = Result<Option<Ino>, Errno>;
 
@@ -37,7 +33,7 @@ pub fn send(c: &mut Cluster, rank: u32, reqid: u64, client: u64, op: Op) {
 /// returning leases, until nothing more happens. Returns every output.
 pub fn drive(c: &mut Cluster, safe: bool) -> Vec<Output> {
     let mut out = Vec::new();
-    let mut leases = BTreeMap::new();
+    let mut clients = CooperativeClients::new();
     for _ in 0..200 {
         if safe {
             c.settle().unwrap();
@@ -46,32 +42,7 @@ pub fn drive(c: &mut Cluster, safe: bool) -> Vec<Output> {
         }
         check(c);
         let batch = c.take_outputs();
-        let mut answers = Vec::new();
-        for o in &batch {
-            match &o.effect {
-                Effect::Cap(m) if m.op == CapOp::Revoke => {
-                    let ack = ClientCapMessage {
-                        client: m.client,
-                        ino: m.ino,
-                        op: ClientCapOp::Update,
-                        seq: m.seq,
-                        caps: m.caps,
-                        wanted: m.wanted,
-                    };
-                    answers.push((o.rank, Event::ClientCaps(ack)));
-                }
-                Effect::LeaseGrant { client, dir, name, seq } => {
-                    leases.insert((o.rank, *client, *dir, name.clone()), *seq);
-                }
-                Effect::LeaseRevoke { client, dir, name } => {
-                    if let Some(seq) = leases.remove(&(o.rank, *client, *dir, name.clone())) {
-                        let ev = Event::LeaseRelease { client: *client, dir: *dir, name: name.clone(), seq };
-                        answers.push((o.rank, ev));
-                    }
-                }
-                _ => {}
-            }
-        }
+        let answers = clients.answers(&batch);
         out.extend(batch);
         if answers.is_empty() {
             return out;
