@@ -47,8 +47,8 @@ pub(crate) struct MdsSimArgs {
     /// Scheduler steps in the safety phase (the liveness phase runs until quiet, bounded).
     #[arg(long, default_value_t = 400)]
     ops: usize,
-    /// Fault classes of the safety phase: a comma-separated list of crash, slow, journal, all,
-    /// none (rank-crash is refused: not available yet).
+    /// Fault classes of the safety phase: a comma-separated list of crash, slow, journal,
+    /// rank-crash, all (every class but rank-crash), none.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Write the JSON-lines trace here (docs/trace-format.md); with --seeds, the last seed's.

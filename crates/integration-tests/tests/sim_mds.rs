@@ -10,6 +10,21 @@ use integration_tests::sim::mds::{Faults, InjectedBug, SimConfig, SimOutcome, ru
 /// Seeds that once failed, kept forever.
 const REGRESSION_SEEDS: &[u64] = &[];
 
+/// Seeds that once failed with two ranks (the CLI's defaults otherwise: 4 clients, 400 ops,
+/// every fault), kept forever:
+/// * 3, 11, 19, 29: a discover of a name the auth's dirfrag lacked was answered "missing"
+///   with no dentry replica, so the asker replied ENOENT under no lock after a racing create
+///   had been acknowledged (mds §5.1: discover replicates the null dentry, the reader
+///   decides under its DN rdlock).
+/// * 1: a rename's destination replica took the inode while the source replica, whose SYNC
+///   was still in flight, linked it too (§2.3, §4.12 DN lock data).
+/// * 26: a replica dentry kept a stale "links an inode I lack" mark after lock data said
+///   null, and a reader holding its rdlock rediscovered forever while the auth's create
+///   waited for that rdlock.
+/// * 194: a reader away on a remote auth pin when a discover reply said "links nothing"
+///   applied that verdict after newer lock data had linked the dentry.
+const TWO_RANK_REGRESSION_SEEDS: &[u64] = &[1, 3, 11, 19, 26, 29, 194];
+
 fn run_batch(seeds: impl Iterator<Item = u64>, base: SimConfig) -> Vec<SimOutcome> {
     let started = Instant::now();
     let mut failures = Vec::new();
@@ -59,6 +74,11 @@ fn mds_sim_regression_seeds() {
     run_batch(REGRESSION_SEEDS.iter().copied(), SimConfig { ranks: 1, ..SimConfig::default() });
 }
 
+#[test]
+fn mds_sim_two_rank_regression_seeds_discover_and_dn_lock_data() {
+    run_batch(TWO_RANK_REGRESSION_SEEDS.iter().copied(), SimConfig { ranks: 2, ..SimConfig::default() });
+}
+
 /// STYLE.md §3: one seed reproduces a run exactly, down to the trace bytes, and the trace
 /// follows docs/trace-format.md.
 #[test]
@@ -96,7 +116,10 @@ fn mds_sim_same_seed_same_trace() {
                 releases += 1;
                 assert!(["rd", "wr", "x"].contains(&v["kind"].as_str().unwrap_or("")), "{line}");
             }
-            Some("request" | "reply" | "fault" | "evicted" | "session_timeout" | "client_restart") => {}
+            Some(
+                "request" | "reply" | "fault" | "evicted" | "session_timeout" | "client_restart"
+                | "rank_restart",
+            ) => {}
             other => panic!("unknown event {other:?}: {line}"),
         }
     }
@@ -128,12 +151,9 @@ fn injected_rdlock_in_sync_lock_is_caught() {
     assert!(started.elapsed().as_secs() < 30, "took too long");
 }
 
-/// The multi-rank batch. Ignored until the mds-locker bugs it finds are fixed (see the
-/// module docs of integration_tests::sim::mds and the lead's report): replicas answering reads
-/// from stale or incomplete copies. Run it with `cargo test -p integration-tests --test
-/// sim_mds -- --ignored`.
+/// The multi-rank batch: forwards, discover, replicas and the MLock protocol under every
+/// fault class (mds §4.12, §5.1, §4.17).
 #[test]
-#[ignore = "finds open mds-locker multi-rank bugs (discover of an xlocked dentry, readdir on a replica)"]
 fn mds_sim_multi_rank_batch_with_all_faults() {
     let outs = run_batch(0..12, SimConfig { ranks: 3, clients: 4, ops: 300, ..SimConfig::default() });
     assert!(outs.iter().map(|o| o.forwards).sum::<u64>() > 0, "no request was forwarded");

@@ -836,7 +836,10 @@ impl Cache {
     /// Ceph trims such dentries from its LRU. Returns whether it was removed.
     pub fn trim_null_dentry(&mut self, dn: DentryId) -> bool {
         let Some(d) = self.dentry(dn) else { return false };
+        // A replicated null dentry stays: another rank holds a replica whose DN lock this
+        // rank must keep driving (§4.12).
         let idle = d.linkage == Linkage::Null
+            && d.replicas.is_empty()
             && d.projected.is_empty()
             && d.auth_pins == 0
             && d.locks.iter().all(|l| {

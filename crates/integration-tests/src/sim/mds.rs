@@ -27,9 +27,11 @@
 //! every request must get its safe reply, every lock must end stable and unheld with no
 //! waiter left, nothing may be left in flight, and the namespace must equal the model.
 //!
-//! Rank crash and restart with journal replay is not simulated yet: it needs
-//! `Cluster::crash` / `Cluster::restart`, which are being built; the fault list refuses
-//! `rank-crash` with [`RANK_CRASH_UNAVAILABLE`]. Journal faults are what the cluster's stand-in
+//! `rank-crash` (not in `all`) crashes one rank at a seeded step and restarts it some steps
+//! later (`Cluster::crash` / `Cluster::restart`: replay, resolve, rejoin, clients re-send
+//! what was not safely answered). Meanwhile clients send that rank nothing, and the checks
+//! that need every rank's cache (the namespace against the model, a safe reply's
+//! persistence) wait for the restart. Journal faults are what the cluster's stand-in
 //! journal allows: a rank's journal stalls (entries become safe late) and then makes everything
 //! safe in one burst; torn tails, lost unsynced data and EIO need a real journal under a
 //! crashing rank.
@@ -67,10 +69,6 @@ const SESSION_TIMEOUT_MS: u64 = 60_000;
 const NAMES: [&str; 3] = ["a", "b", "c"];
 /// The client id the setup uses; evicted before the workload starts.
 const SETUP_CLIENT: ClientId = 1_000_000;
-/// The refusal for the rank crash fault class.
-pub const RANK_CRASH_UNAVAILABLE: &str =
-    "rank-crash is not available yet: it needs Cluster::crash / Cluster::restart (being built)";
-
 /// Which fault classes the safety phase injects.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Faults {
@@ -81,13 +79,20 @@ pub struct Faults {
     pub slow_client: bool,
     /// A rank's journal stalls: its entries become safe late, then all at once (§4.18).
     pub journal: bool,
+    /// Once per run a rank crashes at a seeded step (its unsafe journal entries and messages
+    /// in flight are lost) and restarts some steps later: replay, resolve, rejoin, clients
+    /// re-send what it had not safely answered (`Cluster::crash` / `Cluster::restart`,
+    /// mds §6.6). Not part of `ALL`.
+    pub rank_crash: bool,
 }
 
 impl Faults {
     /// Every available fault class.
-    pub const ALL: Faults = Faults { client_crash: true, slow_client: true, journal: true };
+    pub const ALL: Faults =
+        Faults { client_crash: true, slow_client: true, journal: true, rank_crash: false };
     /// No faults.
-    pub const NONE: Faults = Faults { client_crash: false, slow_client: false, journal: false };
+    pub const NONE: Faults =
+        Faults { client_crash: false, slow_client: false, journal: false, rank_crash: false };
 
     /// Parses a comma-separated list of `crash` (client crash), `slow`, `journal`, `all`,
     /// `none`; `rank-crash` is refused until ranks can crash.
@@ -100,7 +105,7 @@ impl Faults {
                 "journal" => f.journal = true,
                 "all" => f = Faults::ALL,
                 "none" => f = Faults::NONE,
-                "rank-crash" => return Err(RANK_CRASH_UNAVAILABLE.to_string()),
+                "rank-crash" => f.rank_crash = true,
                 other => {
                     return Err(format!(
                         "unknown MDS fault class {other:?} (crash, slow, journal, all, none)"
@@ -121,6 +126,9 @@ impl Faults {
         }
         if self.journal {
             v.push("journal");
+        }
+        if self.rank_crash {
+            v.push("rank-crash");
         }
         if v.is_empty() { "none".into() } else { v.join(",") }
     }
@@ -202,6 +210,8 @@ pub struct SimOutcome {
     pub evictions: u64,
     /// Journal stalls injected.
     pub journal_stalls: u64,
+    /// Rank crashes injected (each followed by a restart).
+    pub rank_crashes: u64,
     /// The first broken invariant, if any.
     pub violation: Option<Violation>,
 }
@@ -320,6 +330,8 @@ struct Sim {
     pending: BTreeMap<ReqId, Pending>,
     dead: Vec<DeadSession>,
     journal_stalled_until: Vec<u64>,
+    /// The seeded rank crash: (rank, crash step, restart step), if that fault is on.
+    rank_crash: Option<(Rank, u64, u64)>,
     model: Model,
     /// Top-level directory per rank: `/tK`.
     tops: Vec<Ino>,
@@ -391,6 +403,7 @@ impl Sim {
             pending: BTreeMap::new(),
             dead: Vec::new(),
             journal_stalled_until: vec![0; ranks as usize],
+            rank_crash: None,
             model: Model::new(),
             tops: Vec::new(),
             trace,
@@ -403,6 +416,13 @@ impl Sim {
             return Err((sim.cfg.clone(), v));
         }
         sim.net_delays.set(true);
+        if sim.cfg.faults.rank_crash {
+            let ops = sim.cfg.ops.max(4) as u64;
+            let r = sim.rng.below(u64::from(ranks)) as Rank;
+            let at = 1 + ops / 4 + sim.rng.below(ops / 2);
+            let back = (at + 5 + sim.rng.below(40)).min(ops);
+            sim.rank_crash = Some((r, at, back));
+        }
         Ok(sim)
     }
 
@@ -483,6 +503,7 @@ impl Sim {
         for _ in 0..self.cfg.ops {
             self.step += 1;
             self.net_now.set(self.net_now.get() + 1);
+            self.crash_or_restart_rank()?;
             self.safety_step()?;
             self.drain_effects();
             self.check_step()?;
@@ -606,6 +627,33 @@ impl Sim {
         self.trace.event(json!({"step": self.step, "ev": "fault", "fault": "slow_client", "client": self.clients[c].id, "until_ms": until}));
     }
 
+    /// The seeded rank crash and its restart (see [`Faults::rank_crash`]). Clients forget the
+    /// caps and leases they had from the crashed rank (reconnect is not modelled) and stop
+    /// sending it anything until it is back.
+    fn crash_or_restart_rank(&mut self) -> Result<(), Violation> {
+        let Some((r, at, back)) = self.rank_crash else { return Ok(()) };
+        if self.step == at {
+            self.out.rank_crashes += 1;
+            self.trace.event(json!({"step": self.step, "ev": "fault", "fault": "rank_crash", "rank": r, "until_step": back}));
+            self.cluster.crash(r).map_err(|e| self.fail_cluster("rank crash", e))?;
+            self.journal_stalled_until[r as usize] = 0;
+            for c in &mut self.clients {
+                c.outbox.retain(|(to, _)| *to != r);
+                c.leases.retain(|(to, _, _), _| *to != r);
+            }
+            self.drain_effects();
+        } else if self.step == back || (self.step > back && self.cluster.is_down(r)) {
+            self.trace.event(json!({"step": self.step, "ev": "rank_restart", "rank": r}));
+            self.cluster.restart(r).map_err(|e| self.fail_cluster("rank restart", e))?;
+            self.drain_effects();
+        }
+        Ok(())
+    }
+
+    fn any_rank_down(&self) -> bool {
+        (0..self.cluster.len() as Rank).any(|r| self.cluster.is_down(r))
+    }
+
     fn stall_journal(&mut self) {
         let r = self.rng.below(self.cluster.len() as u64) as usize;
         self.out.journal_stalls += 1;
@@ -636,6 +684,9 @@ impl Sim {
     fn tick(&mut self, dt_ms: u64) -> Result<(), Violation> {
         self.now_ms += dt_ms;
         for r in 0..self.cluster.len() as Rank {
+            if self.cluster.is_down(r) {
+                continue;
+            }
             self.cluster
                 .handle(r, Event::Tick { now_ms: self.now_ms })
                 .map_err(|e| self.fail_cluster("tick", e))?;
@@ -668,9 +719,14 @@ impl Sim {
         }
         let client = self.clients[c].id;
         let (op, rank) = self.gen_op();
+        if self.cluster.is_down(rank) {
+            // The client holds the request until the rank is back; here it simply does not
+            // send one this step.
+            return Ok(());
+        }
         let reqid = self.new_reqid();
         self.out.requests += 1;
-        self.trace.event(json!({"step": self.step, "ev": "request", "rank": rank, "client": client, "req": reqid.0, "op": op.name()}));
+        self.trace.event(json!({"step": self.step, "ev": "request", "rank": rank, "client": client, "req": reqid.0, "op": op.name(), "args": format!("{op:?}")}));
         if !self.cluster.rank(rank).sessions().any(|s| s.client() == client) {
             self.cluster
                 .handle(rank, Event::SessionOpen { client })
@@ -864,7 +920,11 @@ impl Sim {
             Some(p) => (p.first.unwrap_or(reply.result), p.op.clone()),
             None => return,
         };
-        if let Err(v) = safe_reply_repeats_and_persists(self.step, &reply, first, &op, self.cluster.lockers())
+        // A crashed rank's objects are not in the cluster until its restart: persistence is
+        // checked on the replies that come after it (and by the namespace check).
+        if !self.any_rank_down()
+            && let Err(v) =
+                safe_reply_repeats_and_persists(self.step, &reply, first, &op, self.cluster.lockers())
         {
             self.record(v);
         }
@@ -916,7 +976,7 @@ impl Sim {
         let lockers = self.cluster.lockers();
         cluster_invariants(self.step, lockers, self.cluster.transport().in_flight())?;
         never_two_xlock_holders_across_ranks(self.step, lockers)?;
-        if lockers.iter().all(|l| l.committing().next().is_none()) {
+        if !self.any_rank_down() && lockers.iter().all(|l| l.committing().next().is_none()) {
             namespace_matches_model(self.step, lockers, &self.model)?;
         }
         Ok(())
@@ -1275,10 +1335,12 @@ mod tests {
     use super::*;
 
     #[test]
-    fn faults_parse_and_refuse_rank_crash() {
+    fn faults_parse_including_rank_crash() {
         assert_eq!(Faults::parse("all").unwrap(), Faults::ALL);
         assert_eq!(Faults::parse("crash,journal").unwrap().as_list(), "crash,journal");
-        assert_eq!(Faults::parse("rank-crash").unwrap_err(), RANK_CRASH_UNAVAILABLE);
+        let f = Faults::parse("journal,rank-crash").unwrap();
+        assert!(f.rank_crash && f.journal && !f.client_crash);
+        assert_eq!(f.as_list(), "journal,rank-crash");
         assert!(Faults::parse("bogus").is_err());
     }
 

@@ -729,6 +729,19 @@ impl Locker {
         link: DentryLinkage,
     ) -> Result<(), LockerError> {
         let Some(cur) = self.cache.dentry(d).map(|dn| dn.linkage()) else { return Ok(()) };
+        // Whatever the auth says now replaces a link to an inode we never received: a stale
+        // pending primary would send every later reader to discover an inode the dentry no
+        // longer names, while it holds the rdlock the auth waits for.
+        if let Some(dn) = self.cache.dentry_mut(d) {
+            dn.pending_primary = None;
+        }
+        // So does any earlier discover verdict "the name links nothing" for this dentry: the
+        // auth sent this data after that reply, on the same FIFO connection (§4.12). A request
+        // that was away (waiting for a remote auth pin) when the reply came must not apply the
+        // old verdict to the new linkage.
+        if let Some((dir, name)) = self.dentry_key_of(d) {
+            self.discover_missing.retain(|_, (di, n)| !(*di == dir && *n == name));
+        }
         if self.linkage_key(cur) == link {
             return Ok(());
         }
@@ -750,7 +763,10 @@ impl Locker {
             }
             DentryLinkage::Remote { ino, d_type } => self.cache.link_remote_now(d, ino, d_type),
             DentryLinkage::Primary(ino) => match self.cache.lookup_ino(ino) {
-                Some(i) => self.cache.link_primary_now(d, i),
+                Some(i) => {
+                    self.drop_stale_replica_parent(d, i);
+                    self.cache.link_primary_now(d, i);
+                }
                 None => {
                     if let Some(dn) = self.cache.dentry_mut(d) {
                         dn.linkage = Linkage::Null;
@@ -760,5 +776,38 @@ impl Locker {
             },
         }
         Ok(())
+    }
+
+    /// The directory inode number and name of a dentry, as discover names it.
+    fn dentry_key_of(&self, d: crate::ids::DentryId) -> Option<(crate::ids::Ino, String)> {
+        let dn = self.cache.dentry(d)?;
+        let dir = self.cache.dentry_dir_inode(d).and_then(|i| self.cache.inode(i))?.ino();
+        Some((dir, dn.name().to_string()))
+    }
+
+    /// A replica dentry `d` is about to take `inode` as its primary link while another
+    /// replica dentry of this rank still links it: the auth moved the inode (a rename), and
+    /// the old dentry's own SYNC, with its new linkage, is still on the way (each DN lock
+    /// ships its data separately, §2.3, §4.12). An inode has one primary dentry, so the old
+    /// replica's linkage is stale and goes now. Its DN lock cannot be readable here: the auth
+    /// xlocked it for the move, so every replica is in LOCK until that SYNC comes (Ceph
+    /// refreshes both replicas at once through the rename's witness update instead).
+    pub(crate) fn drop_stale_replica_parent(&mut self, d: crate::ids::DentryId, inode: crate::ids::InodeId) {
+        let me = self.cache.rank();
+        let Some(old) = self.cache.inode(inode).and_then(|n| n.parent()) else { return };
+        if old == d || self.cache.dentry(old).is_none_or(|x| x.auth() == me) {
+            return;
+        }
+        if let Some(x) = self.cache.dentry_mut(old)
+            && x.linkage == Linkage::Primary(inode)
+        {
+            x.linkage = Linkage::Null;
+        }
+        if let Some(n) = self.cache.inode_mut(inode) {
+            n.parent = None;
+            if n.projected_parent == Some(old) {
+                n.projected_parent = None;
+            }
+        }
     }
 }

@@ -163,6 +163,10 @@ pub struct Locker {
     pub(crate) discovering: BTreeMap<(Ino, String), Vec<ReqId>>,
     /// Requests told by a discover reply that the name they traverse does not exist.
     pub(crate) discover_missing: BTreeMap<ReqId, (Ino, String)>,
+    /// Peer ranks that failed and are not active again (`Event::RankDown` until
+    /// `Event::RankActive`): a request still locking meanwhile may be parked on their return
+    /// (Ceph's `wait_for_active_peer`), which `rank_active` retries.
+    pub(crate) peers_down: std::collections::BTreeSet<Rank>,
     /// Scatter-gather bookkeeping (§4.13): updated list, writebehinds, parked REQRDLOCKs.
     scatter: scatter::ScatterState,
     /// Recorded lock events (`record_lock_events`).
@@ -198,6 +202,7 @@ impl Locker {
             lock_sets: BTreeMap::new(),
             discovering: BTreeMap::new(),
             discover_missing: BTreeMap::new(),
+            peers_down: std::collections::BTreeSet::new(),
             scatter: scatter::ScatterState::default(),
             lock_events: Vec::new(),
             twophase: witness::TwoPhase::default(),

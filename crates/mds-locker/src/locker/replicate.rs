@@ -102,6 +102,8 @@ impl Locker {
     pub fn waits_on_remote(&self, reqid: ReqId) -> bool {
         self.discovering.values().any(|w| w.contains(&reqid))
             || self.requests.get(&reqid).is_some_and(|m| !m.waiting_on_peer().is_empty())
+            || (!self.peers_down.is_empty()
+                && self.requests.get(&reqid).is_some_and(|m| m.phase == crate::mutation::Phase::Locking))
     }
 
     /// Hands the request to rank `to` (Ceph's `request_forward`): the client re-sends it
@@ -198,6 +200,19 @@ impl Locker {
             }
             _ => {}
         }
+        // A name this rank's complete dirfrag lacks gets a null dentry, replicated like any
+        // other (§5.1: discover returns the null dentry, not just "no such name"). The
+        // asker then decides ENOENT under a rdlock on its replica's DN lock, and a create
+        // here must gather that rdlock before it can xlock the dentry; a bare "missing"
+        // answer would let the asker reply ENOENT after a create it raced had already been
+        // acknowledged (simulator, 2 ranks: seeds 3, 11, 19, 29).
+        if self.cache.lookup_dentry(dir, &d.name).is_none()
+            && let Some(f) = frag
+            && frag_auth == Some(me)
+            && self.cache.dirfrag(f).is_some_and(|x| x.is_complete())
+        {
+            self.cache.add_null_dentry(f, &d.name);
+        }
         let target = match self.cache.lookup_dentry(dir, &d.name) {
             Some(dn) => match self.cache.dentry(dn).map(|x| x.linkage()) {
                 Some(Linkage::Primary(i)) => Some(ObjKey::Inode(self.ino_of(i))),
@@ -206,12 +221,15 @@ impl Locker {
             },
             None => None,
         };
-        let missing = target.is_none()
-            || self
-                .cache
-                .lookup_dentry(dir, &d.name)
-                .and_then(|dn| self.cache.dentry(dn))
-                .is_some_and(|x| x.linkage() == Linkage::Null);
+        // "Missing" now only says the committed linkage is null: the asker always gets the
+        // dentry itself (null or not) and decides under its own DN rdlock. The flag matters
+        // to an asker whose replica names an inode it never received (`pending_primary`):
+        // its rdlock keeps the auth from changing the committed linkage meanwhile.
+        let missing = self
+            .cache
+            .lookup_dentry(dir, &d.name)
+            .and_then(|dn| self.cache.dentry(dn))
+            .is_none_or(|x| x.linkage() == Linkage::Null);
         let mut bundle = ReplicaBundle::default();
         let chain_target = target.unwrap_or(ObjKey::Inode(d.dir));
         for fx in self.replicate_to(&chain_target, from)? {
@@ -403,7 +421,10 @@ impl Locker {
                         DentryLinkage::Null => {}
                         DentryLinkage::Remote { ino, d_type } => self.cache.link_remote_now(dn, ino, d_type),
                         DentryLinkage::Primary(ino) => match self.cache.lookup_ino(ino) {
-                            Some(i) => self.cache.link_primary_now(dn, i),
+                            Some(i) => {
+                                self.drop_stale_replica_parent(dn, i);
+                                self.cache.link_primary_now(dn, i);
+                            }
                             None => {
                                 if let Some(d) = self.cache.dentry_mut(dn) {
                                     d.pending_primary = Some(ino);
