@@ -188,3 +188,71 @@ fn fs_type(path: &Path) -> String {
         .map(|(_, ty)| ty)
         .unwrap_or_else(|| "unknown".into())
 }
+
+/// A journal device that counts journal flushes (`write_and_sync`) on the way to the device it
+/// wraps, so a report can show flushes per event or per operation. Every other call passes
+/// straight through.
+#[derive(Debug)]
+pub(crate) struct CountingDevice {
+    inner: std::sync::Arc<dyn mds_journal::JournalDevice>,
+    flushes: std::sync::atomic::AtomicU64,
+}
+
+impl CountingDevice {
+    /// Counts the flushes of `inner`.
+    pub(crate) fn wrap(
+        inner: std::sync::Arc<dyn mds_journal::JournalDevice>,
+    ) -> std::sync::Arc<CountingDevice> {
+        std::sync::Arc::new(CountingDevice { inner, flushes: std::sync::atomic::AtomicU64::new(0) })
+    }
+
+    /// Flushes so far.
+    pub(crate) fn flushes(&self) -> u64 {
+        self.flushes.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+#[async_trait::async_trait]
+impl mds_journal::JournalDevice for CountingDevice {
+    async fn write(
+        &self,
+        object: &str,
+        offset: u64,
+        data: bytes::Bytes,
+    ) -> mds_journal::device::DeviceResult<()> {
+        self.inner.write(object, offset, data).await
+    }
+    async fn sync(&self, objects: &[String]) -> mds_journal::device::DeviceResult<()> {
+        self.inner.sync(objects).await
+    }
+    async fn write_and_sync(
+        &self,
+        writes: Vec<mds_journal::device::ObjectWrite>,
+    ) -> mds_journal::device::DeviceResult<()> {
+        self.flushes.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.inner.write_and_sync(writes).await
+    }
+    async fn write_full(&self, object: &str, data: bytes::Bytes) -> mds_journal::device::DeviceResult<()> {
+        self.inner.write_full(object, data).await
+    }
+    async fn read(
+        &self,
+        object: &str,
+        offset: u64,
+        len: u64,
+    ) -> mds_journal::device::DeviceResult<Option<Vec<u8>>> {
+        self.inner.read(object, offset, len).await
+    }
+    async fn stat(&self, object: &str) -> mds_journal::device::DeviceResult<Option<u64>> {
+        self.inner.stat(object).await
+    }
+    async fn truncate(&self, object: &str, size: u64) -> mds_journal::device::DeviceResult<()> {
+        self.inner.truncate(object, size).await
+    }
+    async fn remove(&self, object: &str) -> mds_journal::device::DeviceResult<bool> {
+        self.inner.remove(object).await
+    }
+    async fn list(&self) -> mds_journal::device::DeviceResult<Vec<String>> {
+        self.inner.list().await
+    }
+}

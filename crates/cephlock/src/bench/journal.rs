@@ -17,18 +17,14 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
-use mds_journal::device::{DeviceResult, ObjectWrite};
 use mds_journal::{DirDevice, JournalConfig, JournalDevice, JournalError, MdLog, StreamFormat, frame};
 use serde::Serialize;
 
-use super::{CommonArgs, LatencySummary, Scratch, fs_type, new_histogram, progress};
+use super::{CommonArgs, CountingDevice, LatencySummary, Scratch, fs_type, new_histogram, progress};
 use crate::CliError;
 use crate::journal::sized_update;
 
@@ -309,10 +305,7 @@ async fn journal(
     window: u32,
     duration: Duration,
 ) -> Result<JournalRun, CliError> {
-    let counting = Arc::new(Counting {
-        inner: DirDevice::open(dir).map_err(JournalError::from)?,
-        flushes: AtomicU64::new(0),
-    });
+    let counting = CountingDevice::wrap(Arc::new(DirDevice::open(dir).map_err(JournalError::from)?));
     let dev: Arc<dyn JournalDevice> = counting.clone();
     // No trimming during the run: nothing is ever marked clean, so it could not expire anyway.
     let cfg = JournalConfig { max_segments: usize::MAX, ..JournalConfig::for_rank(0) };
@@ -378,47 +371,7 @@ async fn journal(
         events,
         elapsed: finished.saturating_duration_since(measure_from),
         hist,
-        flushes: counting.flushes.load(Ordering::Relaxed),
+        flushes: counting.flushes(),
         all_events,
     })
-}
-
-/// Delegates to the directory device and counts journal flushes (`write_and_sync`), so the
-/// report can show flushes per event.
-#[derive(Debug)]
-struct Counting {
-    inner: DirDevice,
-    flushes: AtomicU64,
-}
-
-#[async_trait]
-impl JournalDevice for Counting {
-    async fn write(&self, object: &str, offset: u64, data: Bytes) -> DeviceResult<()> {
-        self.inner.write(object, offset, data).await
-    }
-    async fn sync(&self, objects: &[String]) -> DeviceResult<()> {
-        self.inner.sync(objects).await
-    }
-    async fn write_and_sync(&self, writes: Vec<ObjectWrite>) -> DeviceResult<()> {
-        self.flushes.fetch_add(1, Ordering::Relaxed);
-        self.inner.write_and_sync(writes).await
-    }
-    async fn write_full(&self, object: &str, data: Bytes) -> DeviceResult<()> {
-        self.inner.write_full(object, data).await
-    }
-    async fn read(&self, object: &str, offset: u64, len: u64) -> DeviceResult<Option<Vec<u8>>> {
-        self.inner.read(object, offset, len).await
-    }
-    async fn stat(&self, object: &str) -> DeviceResult<Option<u64>> {
-        self.inner.stat(object).await
-    }
-    async fn truncate(&self, object: &str, size: u64) -> DeviceResult<()> {
-        self.inner.truncate(object, size).await
-    }
-    async fn remove(&self, object: &str) -> DeviceResult<bool> {
-        self.inner.remove(object).await
-    }
-    async fn list(&self) -> DeviceResult<Vec<String>> {
-        self.inner.list().await
-    }
 }

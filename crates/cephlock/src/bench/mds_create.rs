@@ -20,14 +20,10 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use async_trait::async_trait;
-use bytes::Bytes;
 use clap::{Args, ValueEnum};
 use hdrhistogram::Histogram;
-use mds_journal::device::{DeviceResult, ObjectWrite};
 use mds_journal::{DirDevice, JournalConfig, JournalDevice, JournalError, MemDevice};
 use mds_locker::runtime::Rank;
 use mds_locker::{
@@ -36,7 +32,7 @@ use mds_locker::{
 };
 use serde::Serialize;
 
-use super::{CommonArgs, LatencySummary, Scratch, fs_type, new_histogram, progress};
+use super::{CommonArgs, CountingDevice, LatencySummary, Scratch, fs_type, new_histogram, progress};
 use crate::CliError;
 
 /// The JSON document `--json` prints, for `cephlock bench mds-create --help`.
@@ -600,14 +596,6 @@ fn record(h: &mut Histogram<u64>, d: Duration) {
     h.saturating_record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX).max(1));
 }
 
-/// A journal device (memory or local directory) that counts journal flushes
-/// (`write_and_sync`), so the report can show flushes per operation.
-#[derive(Debug)]
-pub(super) struct CountingDevice {
-    inner: Arc<dyn JournalDevice>,
-    flushes: AtomicU64,
-}
-
 impl CountingDevice {
     /// A memory device, or a directory device in `dir` (created).
     pub(super) fn new(kind: JournalKind, dir: Option<PathBuf>) -> Result<Arc<CountingDevice>, CliError> {
@@ -621,42 +609,6 @@ impl CountingDevice {
                 return Err(failed("journal", "a directory journal needs a directory"));
             }
         };
-        Ok(Arc::new(CountingDevice { inner, flushes: AtomicU64::new(0) }))
-    }
-
-    fn flushes(&self) -> u64 {
-        self.flushes.load(Ordering::Relaxed)
-    }
-}
-
-#[async_trait]
-impl JournalDevice for CountingDevice {
-    async fn write(&self, object: &str, offset: u64, data: Bytes) -> DeviceResult<()> {
-        self.inner.write(object, offset, data).await
-    }
-    async fn sync(&self, objects: &[String]) -> DeviceResult<()> {
-        self.inner.sync(objects).await
-    }
-    async fn write_and_sync(&self, writes: Vec<ObjectWrite>) -> DeviceResult<()> {
-        self.flushes.fetch_add(1, Ordering::Relaxed);
-        self.inner.write_and_sync(writes).await
-    }
-    async fn write_full(&self, object: &str, data: Bytes) -> DeviceResult<()> {
-        self.inner.write_full(object, data).await
-    }
-    async fn read(&self, object: &str, offset: u64, len: u64) -> DeviceResult<Option<Vec<u8>>> {
-        self.inner.read(object, offset, len).await
-    }
-    async fn stat(&self, object: &str) -> DeviceResult<Option<u64>> {
-        self.inner.stat(object).await
-    }
-    async fn truncate(&self, object: &str, size: u64) -> DeviceResult<()> {
-        self.inner.truncate(object, size).await
-    }
-    async fn remove(&self, object: &str) -> DeviceResult<bool> {
-        self.inner.remove(object).await
-    }
-    async fn list(&self) -> DeviceResult<Vec<String>> {
-        self.inner.list().await
+        Ok(CountingDevice::wrap(inner))
     }
 }

@@ -18,12 +18,12 @@ use lock_sm::caps::{AUTH_SHARED, FILE_MODE_PIN, FILE_MODE_RD, FILE_SHARED};
 use mds_locker::{FilePath, Ino, Op, SetAttr};
 use serde::Serialize;
 
-use super::CommonArgs;
 use super::mds_create::{
-    CountingDevice, Driver, JournalDir, JournalKind, JournalMode, Measured, failed, journal_dir_info,
-    journal_scratch, print_row, runtime,
+    Driver, JournalDir, JournalKind, JournalMode, Measured, failed, journal_dir_info, journal_scratch,
+    print_row, runtime,
 };
 use super::progress;
+use super::{CommonArgs, CountingDevice};
 use crate::CliError;
 
 /// The JSON document `--json` prints, for `cephlock bench mds-stat --help`.
