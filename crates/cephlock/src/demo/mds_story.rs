@@ -244,13 +244,24 @@ impl Driver {
         op
     }
 
-    /// Starts a phase's bookkeeping.
-    fn begin(&mut self) {
+    /// Starts the next phase's bookkeeping, holding its journal entries unsafe if `stop` says
+    /// so; false if `stop` is already reached (the caller ends the story there).
+    fn begin(&mut self, stop: Option<Stop>) -> bool {
+        if stop.is_some_and(|s| s.phase <= self.step) {
+            return false;
+        }
         self.step += 1;
+        self.hold = self.holds_at(stop);
         self.delivered_before = self.c.delivered().clone();
         for r in 0..self.c.len() as u32 {
             self.c.rank_mut(r).take_transitions();
         }
+        true
+    }
+
+    /// Whether the current phase stops before its journal entries are safe (`--hold`).
+    fn holds_at(&self, stop: Option<Stop>) -> bool {
+        stop.is_some_and(|s| s.hold && s.phase == self.step)
     }
 
     /// Closes a phase: the transitions and messages since `begin`.
@@ -349,13 +360,10 @@ pub(crate) const PHASES: u32 = 8;
 pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), ClusterError> {
     let mut d = Driver::new();
     let mut phases = Vec::new();
-    let finished = |d: &Driver| stop.is_some_and(|s| s.phase <= d.step);
 
-    if finished(&d) {
+    if !d.begin(stop) {
         return Ok((d.story(phases), d.c));
     }
-    d.begin();
-    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let mkdir =
         d.request(0, ALICE, Op::Mkdir { path: path("proj"), mode: 0o755 }, "mkdir /proj".into(), &mut out)?;
@@ -369,11 +377,9 @@ pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), Clust
     d.check();
     phases.push(d.end("alice makes /proj on rank 0, then /proj is pinned to rank 1", vec![mkdir], &out));
 
-    if finished(&d) {
+    if !d.begin(stop) {
         return Ok((d.story(phases), d.c));
     }
-    d.begin();
-    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let create = Op::Create { path: path("proj/report"), mode: 0o644, excl: true, file_mode: 3 };
     let op = d.request(0, ALICE, create, "create /proj/report (read-write)".into(), &mut out)?;
@@ -383,11 +389,9 @@ pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), Clust
         &out,
     ));
 
-    if finished(&d) {
+    if !d.begin(stop) {
         return Ok((d.story(phases), d.c));
     }
-    d.begin();
-    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let op = d.request(
         1,
@@ -398,11 +402,9 @@ pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), Clust
     )?;
     phases.push(d.end("alice makes /proj/data on rank 1: /proj's locks are already in MIX", vec![op], &out));
 
-    if finished(&d) {
+    if !d.begin(stop) {
         return Ok((d.story(phases), d.c));
     }
-    d.begin();
-    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let stat = Op::Getattr { path: path("proj/report"), mask: FILE_SHARED | AUTH_SHARED };
     let op = d.request(0, BOB, stat, "stat /proj/report (wants Fs As)".into(), &mut out)?;
@@ -412,11 +414,9 @@ pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), Clust
         &out,
     ));
 
-    if finished(&d) {
+    if !d.begin(stop) {
         return Ok((d.story(phases), d.c));
     }
-    d.begin();
-    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let rename =
         Op::Rename { dest: FilePath::new(proj_ino, "final"), src: FilePath::new(proj_ino, "report") };
@@ -427,26 +427,23 @@ pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), Clust
         &out,
     ));
 
-    if finished(&d) {
+    if !d.begin(stop) {
         return Ok((d.story(phases), d.c));
     }
-    d.begin();
-    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let op = d.request(0, BOB, Op::Readdir { path: path("proj") }, "readdir /proj".into(), &mut out)?;
     phases.push(d.end("bob lists /proj from rank 0", vec![op], &out));
 
-    if finished(&d) {
+    if !d.begin(stop) {
         return Ok((d.story(phases), d.c));
     }
-    d.begin();
     let mut out = Vec::new();
     // The create is early-replied, then rank 1 dies before its journal entry is safe.
     d.hold = true;
     let create = Op::Create { path: path("proj/draft"), mode: 0o644, excl: true, file_mode: 3 };
     let first =
         d.request(1, ALICE, create, "create /proj/draft (rank 1 dies before it is safe)".into(), &mut out)?;
-    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
+    d.hold = d.holds_at(stop);
     let draft = ReqId(d.next_req - 1);
     d.c.crash(1)?;
     let report = d.c.restart(1)?;
@@ -469,11 +466,9 @@ pub(crate) fn run_until(stop: Option<Stop>) -> Result<(MdsStory, Cluster), Clust
     });
     phases.push(phase);
 
-    if finished(&d) {
+    if !d.begin(stop) {
         return Ok((d.story(phases), d.c));
     }
-    d.begin();
-    d.hold = stop.is_some_and(|s| s.hold && s.phase == d.step);
     let mut out = Vec::new();
     let a = d.request(
         0,
