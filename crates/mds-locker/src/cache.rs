@@ -458,6 +458,8 @@ pub struct Cache {
     mdsdir: InodeId,
     strays: Vec<InodeId>,
     next_ino: u64,
+    /// Numbers kept for replayed requests (`reserve_ino`).
+    reserved_inos: BTreeSet<u64>,
 }
 
 impl Cache {
@@ -473,6 +475,7 @@ impl Cache {
             mdsdir: InodeId(0),
             strays: Vec::new(),
             next_ino: ino_range_start(rank),
+            reserved_inos: BTreeSet::new(),
         };
         c.root = c.new_dir_inode(Ino::ROOT);
         c.mdsdir = c.new_dir_inode(Ino::mdsdir(rank));
@@ -526,9 +529,29 @@ impl Cache {
 
     /// Allocates a fresh inode number (the inode table, §5.1 `alloc_ino`).
     pub fn alloc_ino(&mut self) -> Ino {
+        while self.reserved_inos.contains(&self.next_ino) {
+            self.next_ino += 1;
+        }
         let ino = Ino(self.next_ino);
         self.next_ino += 1;
         ino
+    }
+
+    /// Keeps `ino` from `alloc_ino` until `take_reserved_ino` hands it out: a client will
+    /// replay a request that was given this number in an unsafe reply before the rank
+    /// failed (Ceph's clients carry it in the replayed request; the number came from the
+    /// session's preallocated range, which no other request draws from). Numbers outside
+    /// this rank's range, or already in cache, are ignored.
+    pub fn reserve_ino(&mut self, ino: Ino) {
+        let start = ino_range_start(self.rank);
+        if ino.0 >= start && ino.0 < start + INO_RANGE && !self.by_ino.contains_key(&ino) {
+            self.reserved_inos.insert(ino.0);
+        }
+    }
+
+    /// Hands out a number `reserve_ino` kept, if it is still reserved and unused.
+    pub fn take_reserved_ino(&mut self, ino: Ino) -> Option<Ino> {
+        (self.reserved_inos.remove(&ino.0) && !self.by_ino.contains_key(&ino)).then_some(ino)
     }
 
     /// Adds an inode with the given content and a full, fresh lock set.

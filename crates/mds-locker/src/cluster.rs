@@ -204,6 +204,14 @@ pub struct Cluster<T: Transport = FifoTransport> {
     /// Client requests sent to a rank that have not had their safe reply: what clients
     /// re-send after that rank restarts.
     client_unsafe: BTreeMap<(Rank, ReqId), ClientRequest>,
+    /// Requests still in `client_unsafe` that had an unsafe reply, with the inode it named:
+    /// after the rank fails the client replays them first, with that number.
+    early_replies: BTreeMap<(Rank, ReqId), Option<Ino>>,
+    /// Per rank: replayed requests not answered yet (Ceph's CLIENTREPLAY state; new requests
+    /// wait in `deferred` until it is empty).
+    replaying: Vec<BTreeSet<ReqId>>,
+    /// Per rank: requests held back until the replays are answered.
+    deferred: Vec<VecDeque<ClientRequest>>,
     /// Messages dropped because their sender or receiver was down.
     dropped: u64,
     auto_safe: bool,
@@ -242,6 +250,9 @@ impl<T: Transport> Cluster<T> {
             pending: vec![VecDeque::new(); count],
             down: BTreeSet::new(),
             client_unsafe: BTreeMap::new(),
+            early_replies: BTreeMap::new(),
+            replaying: vec![BTreeSet::new(); count],
+            deferred: vec![VecDeque::new(); count],
             dropped: 0,
             auto_safe: false,
             outputs: Vec::new(),
@@ -385,6 +396,15 @@ impl<T: Transport> Cluster<T> {
             Event::Request(req) => Some(req.clone()),
             _ => None,
         };
+        // While replayed requests are outstanding, new ones wait (Ceph's CLIENTREPLAY).
+        if let Some(req) = &request
+            && !self.replaying[r as usize].is_empty()
+            && !self.replaying[r as usize].contains(&req.reqid)
+        {
+            self.client_unsafe.insert((r, req.reqid), req.clone());
+            self.deferred[r as usize].push_back(req.clone());
+            return Ok(());
+        }
         let fx = locker.handle(ev).map_err(|source| ClusterError::Locker { rank: r, source })?;
         if let Some(client) = opens {
             self.journal_durable(r, &wire::session_event(client, true));
@@ -396,8 +416,25 @@ impl<T: Transport> Cluster<T> {
         self.route(r, fx)
     }
 
+    /// The client died: it will re-send nothing after a rank fails, so its requests that
+    /// were not safely answered are lost with a failed rank's unsafe journal entries (as in
+    /// Ceph, where only a live client's replay restores them). Ranks that stay up still
+    /// finish its requests.
+    pub fn client_gone(&mut self, client: crate::ids::ClientId) {
+        let gone: Vec<(Rank, ReqId)> =
+            self.client_unsafe.iter().filter(|(_, q)| q.client == client).map(|(k, _)| *k).collect();
+        for k in gone {
+            self.client_unsafe.remove(&k);
+            self.early_replies.remove(&k);
+        }
+        for d in &mut self.deferred {
+            d.retain(|q| q.client != client);
+        }
+    }
+
     /// Routes effects rank `r` returned from a call the caller made directly on its Locker.
     pub fn route(&mut self, r: Rank, fx: Vec<Effect>) -> Result<(), ClusterError> {
+        let mut replay_done = false;
         for e in fx {
             match e {
                 Effect::Send { to, msg } => {
@@ -415,6 +452,13 @@ impl<T: Transport> Cluster<T> {
                         return Err(ClusterError::NoRank(to));
                     }
                     self.client_unsafe.remove(&(r, request.reqid));
+                    self.early_replies.remove(&(r, request.reqid));
+                    if let Some(set) = self.replaying.get_mut(r as usize)
+                        && set.remove(&request.reqid)
+                        && set.is_empty()
+                    {
+                        replay_done = true;
+                    }
                     self.forwards.push_back((to, request.clone()));
                     self.outputs.push(Output { rank: r, effect: e });
                 }
@@ -426,13 +470,29 @@ impl<T: Transport> Cluster<T> {
                     self.pending[r as usize].push_back((seq, ev.to_payload()));
                     self.outputs.push(Output { rank: r, effect: e });
                 }
-                Effect::Reply(Reply { reqid, safe: true, .. }) => {
-                    self.client_unsafe.remove(&(r, reqid));
+                Effect::Reply(Reply { reqid, safe, result, .. }) => {
+                    if safe {
+                        self.client_unsafe.remove(&(r, reqid));
+                        self.early_replies.remove(&(r, reqid));
+                    } else if self.client_unsafe.contains_key(&(r, reqid)) {
+                        self.early_replies.insert((r, reqid), result.ok().flatten());
+                    }
+                    if let Some(set) = self.replaying.get_mut(r as usize)
+                        && set.remove(&reqid)
+                        && set.is_empty()
+                    {
+                        replay_done = true;
+                    }
                     self.outputs.push(Output { rank: r, effect: e });
                 }
                 Effect::Evicted { client } => {
                     // An evicted client re-sends nothing to this rank.
                     self.client_unsafe.retain(|(rank, _), q| *rank != r || q.client != client);
+                    let unsafe_reqs = &self.client_unsafe;
+                    self.early_replies.retain(|k, _| k.0 != r || unsafe_reqs.contains_key(k));
+                    let before = self.replaying[r as usize].len();
+                    self.replaying[r as usize].retain(|q| unsafe_reqs.contains_key(&(r, *q)));
+                    replay_done |= before > 0 && self.replaying[r as usize].is_empty();
                     self.journal_durable(r, &wire::session_event(client, false));
                     self.outputs.push(Output { rank: r, effect: e });
                 }
@@ -441,6 +501,12 @@ impl<T: Transport> Cluster<T> {
         }
         if self.auto_safe && !self.pending[r as usize].is_empty() {
             self.make_safe(r)?;
+        }
+        if replay_done {
+            // Clientreplay is over: the requests held back run now, in arrival order.
+            while let Some(req) = self.deferred[r as usize].pop_front() {
+                self.handle(r, Event::Request(req))?;
+            }
         }
         Ok(())
     }
@@ -625,6 +691,9 @@ impl<T: Transport> Cluster<T> {
         // An empty stand-in until the restart replays the journal.
         self.ranks[r as usize] = Locker::new(cfg);
         self.pending[r as usize].clear();
+        // Held-back requests stay in `client_unsafe`: the clients re-send them after restart.
+        self.replaying[r as usize].clear();
+        self.deferred[r as usize].clear();
         self.down.insert(r);
         let mut keep = Vec::new();
         while let Some((from, to, msg)) = self.net.next() {
@@ -808,6 +877,18 @@ impl<T: Transport> Cluster<T> {
             self.handle(*s, Event::RankActive { rank: r })?;
         }
         let resend: Vec<ClientRequest> = self.client_unsafe(r).cloned().collect();
+        // Clientreplay: the requests that had an unsafe reply go first, keeping the inode
+        // numbers those replies named (reserved before any request runs); the others are
+        // re-sent as new requests once every replay is answered (Ceph's CLIENTREPLAY state).
+        let (replays, others): (Vec<ClientRequest>, Vec<ClientRequest>) =
+            resend.into_iter().partition(|q| self.early_replies.contains_key(&(r, q.reqid)));
+        for req in &replays {
+            let ino = self.early_replies.get(&(r, req.reqid)).copied().flatten();
+            self.ranks[r as usize].expect_replay(req.reqid, ino);
+            self.replaying[r as usize].insert(req.reqid);
+        }
+        let mut resend = replays;
+        resend.extend(others);
         for req in resend {
             if !self.rank(r).sessions().any(|s| s.client() == req.client) {
                 self.handle(r, Event::SessionOpen { client: req.client })?;

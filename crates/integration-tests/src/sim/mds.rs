@@ -305,6 +305,10 @@ struct Pending {
     client: ClientId,
     op: Op,
     first: Option<Result<Option<Ino>, Errno>>,
+    /// The rank whose unsafe (early) reply came first, if the first reply was unsafe.
+    early_rank: Option<Rank>,
+    /// Its client crashed: nobody replays it if that rank fails before it is safe.
+    orphaned: bool,
 }
 
 /// A dead client id whose sessions must be evicted once the timeout has passed.
@@ -333,6 +337,8 @@ struct Sim {
     /// The seeded rank crash: (rank, crash step, restart step), if that fault is on.
     rank_crash: Option<(Rank, u64, u64)>,
     model: Model,
+    /// Every request the model applied, in order, to rebuild it without lost ones.
+    model_log: Vec<(ReqId, Op, Reply)>,
     /// Top-level directory per rank: `/tK`.
     tops: Vec<Ino>,
     trace: Trace,
@@ -405,6 +411,7 @@ impl Sim {
             journal_stalled_until: vec![0; ranks as usize],
             rank_crash: None,
             model: Model::new(),
+            model_log: Vec::new(),
             tops: Vec::new(),
             trace,
             out: SimOutcome { seed: cfg.seed, ..SimOutcome::default() },
@@ -445,7 +452,16 @@ impl Sim {
         for k in 0..self.cluster.len() as Rank {
             let reqid = self.new_reqid();
             let op = Op::Mkdir { path: FilePath::new(Ino::ROOT, &format!("t{k}")), mode: 0o755 };
-            self.pending.insert(reqid, Pending { client: SETUP_CLIENT, op: op.clone(), first: None });
+            self.pending.insert(
+                reqid,
+                Pending {
+                    client: SETUP_CLIENT,
+                    op: op.clone(),
+                    first: None,
+                    early_rank: None,
+                    orphaned: false,
+                },
+            );
             self.cluster
                 .handle(0, Event::Request(ClientRequest { reqid, client: SETUP_CLIENT, op }))
                 .map_err(|e| self.fail_cluster("setup mkdir", e))?;
@@ -597,6 +613,11 @@ impl Sim {
     }
 
     fn kill_client(&mut self, c: usize, evict_after_ms: u64) {
+        let id = self.clients[c].id;
+        self.cluster.client_gone(id);
+        for p in self.pending.values_mut().filter(|p| p.client == id) {
+            p.orphaned = true;
+        }
         let cl = &mut self.clients[c];
         cl.alive = false;
         cl.outbox.clear();
@@ -644,9 +665,54 @@ impl Sim {
             self.drain_effects();
         } else if self.step == back || (self.step > back && self.cluster.is_down(r)) {
             self.trace.event(json!({"step": self.step, "ev": "rank_restart", "rank": r}));
+            self.forget_lost_requests(r)?;
             self.cluster.restart(r).map_err(|e| self.fail_cluster("rank restart", e))?;
             self.drain_effects();
         }
+        Ok(())
+    }
+
+    /// Requests rank `r` answered early whose clients crashed before it came back: their
+    /// journal entries died with the rank and nobody replays them (mds §6.6), so they leave
+    /// the model, which is rebuilt from the other first replies in order. Nobody else saw
+    /// their effects (other clients wait for the xlocks, released only at safe), so that
+    /// rebuild must reproduce every remaining first reply.
+    fn forget_lost_requests(&mut self, r: Rank) -> Result<(), Violation> {
+        let lost: BTreeSet<ReqId> = self
+            .pending
+            .iter()
+            .filter(|(_, p)| p.orphaned && p.early_rank == Some(r))
+            .map(|(q, _)| *q)
+            .collect();
+        if lost.is_empty() {
+            return Ok(());
+        }
+        for q in &lost {
+            self.pending.remove(q);
+            self.trace.event(json!({"step": self.step, "ev": "lost_unsafe", "rank": r, "req": q.0}));
+        }
+        // What the same dead clients learnt afterwards without changing anything (errors,
+        // reads) may rest on the lost effects: it goes too.
+        let clients: BTreeSet<ClientId> =
+            self.model_log.iter().filter(|(q, _, _)| lost.contains(q)).map(|(_, _, r)| r.client).collect();
+        let first = self.model_log.iter().position(|(q, _, _)| lost.contains(q)).unwrap_or(usize::MAX);
+        let mut i = 0;
+        self.model_log.retain(|(q, op, reply)| {
+            let dependent =
+                i > first && clients.contains(&reply.client) && (reply.result.is_err() || !op.is_write());
+            i += 1;
+            !lost.contains(q) && !dependent
+        });
+        let mut model = Model::new();
+        for (q, op, reply) in &self.model_log {
+            if let Err(e) = model.apply(op, reply) {
+                return Err(self.violation(
+                    "first replies match the sequential model (§4.18, §5.2)",
+                    format!("{q} {op:?} after forgetting lost unsafe requests {lost:?}: {e}"),
+                ));
+            }
+        }
+        self.model = model;
         Ok(())
     }
 
@@ -732,7 +798,10 @@ impl Sim {
                 .handle(rank, Event::SessionOpen { client })
                 .map_err(|e| self.fail_cluster("session open", e))?;
         }
-        self.pending.insert(reqid, Pending { client, op: op.clone(), first: None });
+        self.pending.insert(
+            reqid,
+            Pending { client, op: op.clone(), first: None, early_rank: None, orphaned: false },
+        );
         self.cluster
             .handle(rank, Event::Request(ClientRequest { reqid, client, op }))
             .map_err(|e| self.fail_cluster("request", e))?;
@@ -901,6 +970,9 @@ impl Sim {
         };
         if p.first.is_none() {
             p.first = Some(reply.result);
+            if !reply.safe {
+                p.early_rank = Some(rank);
+            }
             if reply.result.is_ok() {
                 self.out.replies_ok += 1;
             } else {
@@ -908,12 +980,15 @@ impl Sim {
             }
             let op = p.op.clone();
             // The first reply is where the request takes effect in the model.
-            if let Err(e) = self.model.apply(&op, &reply) {
-                let v = self.violation(
-                    "first replies match the sequential model (§4.18, §5.2)",
-                    format!("{} {:?} from rank {rank}: {e}", reply.reqid, op),
-                );
-                self.record(v);
+            match self.model.apply(&op, &reply) {
+                Ok(()) => self.model_log.push((reply.reqid, op, reply.clone())),
+                Err(e) => {
+                    let v = self.violation(
+                        "first replies match the sequential model (§4.18, §5.2)",
+                        format!("{} {:?} from rank {rank}: {e}", reply.reqid, op),
+                    );
+                    self.record(v);
+                }
             }
         }
         let (first, op) = match self.pending.get(&reply.reqid) {
@@ -976,7 +1051,10 @@ impl Sim {
         let lockers = self.cluster.lockers();
         cluster_invariants(self.step, lockers, self.cluster.transport().in_flight())?;
         never_two_xlock_holders_across_ranks(self.step, lockers)?;
-        if !self.any_rank_down() && lockers.iter().all(|l| l.committing().next().is_none()) {
+        // A request answered early by a rank that then failed is in the model but not in
+        // the cache until its client's replay commits it again.
+        let replaying = self.pending.values().any(|p| p.early_rank.is_some());
+        if !self.any_rank_down() && !replaying && lockers.iter().all(|l| l.committing().next().is_none()) {
             namespace_matches_model(self.step, lockers, &self.model)?;
         }
         Ok(())

@@ -43,7 +43,7 @@ impl Node {
     }
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Model {
     pub nodes: BTreeMap<Ino, Node>,
 }

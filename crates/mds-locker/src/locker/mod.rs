@@ -173,6 +173,9 @@ pub struct Locker {
     pub(crate) lock_events: Vec<crate::lock_events::LockEvent>,
     /// Two-phase updates with witnesses, as leader and as witness (§4.17).
     pub(crate) twophase: witness::TwoPhase,
+    /// Requests a client will replay after this rank restarted, with the inode number their
+    /// unsafe reply carried, if any (`expect_replay`).
+    pub(crate) replay_inos: BTreeMap<ReqId, Option<Ino>>,
 }
 
 impl Locker {
@@ -201,6 +204,7 @@ impl Locker {
             flock_waiting: BTreeMap::new(),
             lock_sets: BTreeMap::new(),
             discovering: BTreeMap::new(),
+            replay_inos: BTreeMap::new(),
             discover_missing: BTreeMap::new(),
             peers_down: std::collections::BTreeSet::new(),
             scatter: scatter::ScatterState::default(),
@@ -658,7 +662,12 @@ impl Locker {
         self.record_lock_set(reqid);
         let client = self.mutation(reqid)?.client;
         // §4.18: never with journaled peers (witnesses).
-        let early = self.cfg.early_reply && client.is_some() && !self.twophase.has_witnesses(reqid);
+        // A replayed request was already answered early before the rank failed: Ceph sends
+        // no second early reply for it.
+        let early = self.cfg.early_reply
+            && client.is_some()
+            && !self.twophase.has_witnesses(reqid)
+            && !self.replay_inos.contains_key(&reqid);
         if let (true, Some(client)) = (early, client) {
             // RENAME keeps its dentry xlocks until safe (§8 fact 59).
             let skip_dentry = matches!(self.ops.get(&reqid), Some(Op::Rename { .. }));
@@ -759,6 +768,7 @@ impl Locker {
     /// pins, and forget the request.
     pub(crate) fn cleanup_request(&mut self, reqid: ReqId) -> Result<(), LockerError> {
         self.mark_event(reqid, "cleaned up request");
+        self.replay_inos.remove(&reqid);
         self.drop_locks(reqid)?;
         self.release_peers(reqid)?;
         let m = self.mutation_mut(reqid)?;

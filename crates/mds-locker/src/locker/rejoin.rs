@@ -498,6 +498,19 @@ impl Locker {
         out
     }
 
+    /// Clientreplay (mds §6.6): before any new request, a client will re-send `reqid`, which
+    /// this rank answered unsafely (naming inode `ino`, if any) before it failed. Ceph's
+    /// replayed request carries that number and the MDS creates the inode under it; here the
+    /// cluster passes it on, and the number is kept from every other allocation until then,
+    /// so the client never sees its file change identity. The replay gets no second early
+    /// reply, as in Ceph. Forgotten when the request finishes.
+    pub fn expect_replay(&mut self, reqid: ReqId, ino: Option<crate::ids::Ino>) {
+        if let Some(ino) = ino {
+            self.cache.reserve_ino(ino);
+        }
+        self.replay_inos.insert(reqid, ino);
+    }
+
     /// Whether `id` is held by the peer request `reqid` led by `leader` (tests of rejoin).
     pub fn peer_holds(&self, leader: Rank, reqid: ReqId, id: LockId, flag: u8) -> bool {
         self.requests.get(&reqid).is_some_and(|m| m.peer_of == Some(leader) && m.holds(id, flag))

@@ -648,7 +648,10 @@ impl Locker {
         let now = self.now_ms();
         // Modelled as the client's preallocated inode range, so early reply stays allowed
         // (§8 fact 58 forbids it only for inode-table allocations).
-        let ino = self.cache.alloc_ino();
+        // A replayed request gets the number its unsafe reply carried (`expect_replay`).
+        let replayed =
+            self.replay_inos.get(&reqid).copied().flatten().and_then(|i| self.cache.take_reserved_ino(i));
+        let ino = replayed.unwrap_or_else(|| self.cache.alloc_ino());
         data.ctime_ms = now;
         data.mtime_ms = now;
         data.version =
