@@ -189,8 +189,11 @@ pub enum PeerOp {
     Unwrlock,
     /// Leader → peers: drop every lock held for the request.
     DropLocks,
-    /// Leader → witness: prepare a link / unlink (two-phase update).
+    /// Leader → witness: prepare a link (two-phase update; the inode's auth adds a link).
     LinkPrep,
+    /// Leader → witness: prepare an unlink of a remote link (the inode's auth drops a link;
+    /// Ceph's `_link_remote(inc = false)`).
+    UnlinkPrep,
     /// Leader → witness: prepare an rmdir.
     RmdirPrep,
     /// Leader → witness: prepare a rename.
@@ -217,6 +220,7 @@ impl PeerOp {
             PeerOp::Unwrlock => "unwrlock",
             PeerOp::DropLocks => "drop_locks",
             PeerOp::LinkPrep => "link_prep",
+            PeerOp::UnlinkPrep => "unlink_prep",
             PeerOp::RmdirPrep => "rmdir_prep",
             PeerOp::RenamePrep => "rename_prep",
             PeerOp::PrepAck => "prep_ack",

@@ -16,7 +16,8 @@ use crate::message::DentryLinkage;
 /// Which multi-rank operation a two-phase update belongs to (EPeerUpdate's `origop`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum OrigOp {
-    /// LINK (and an unlink of a remote inode's last name would be one too).
+    /// LINK, and UNLINK of a link whose inode is auth on another rank (Ceph journals both
+    /// as a LINK peer update; the prep op says which direction, see `WitnessPrep::prep_op`).
     Link,
     /// RENAME.
     Rename,
@@ -98,6 +99,22 @@ pub struct WitnessPrep {
     pub origop: OrigOp,
     /// Every change of the update; each witness applies those it has objects for.
     pub edits: Vec<WitnessEdit>,
+}
+
+impl WitnessPrep {
+    /// The peer op that carries this prep: a LINK update that takes a link away (an unlink
+    /// of a remote link, or a rename over one) is UNLINKPREP (§4.17 "LINKPREP / UNLINKPREP"),
+    /// as Ceph's `_link_remote` sends for `inc = false`; the EPeerUpdate's origop stays LINK.
+    pub fn prep_op(&self) -> crate::message::PeerOp {
+        let drops_a_link = self
+            .edits
+            .iter()
+            .any(|e| matches!(e, WitnessEdit::Inode { nlink_delta, .. } if *nlink_delta < 0));
+        match self.origop {
+            OrigOp::Link if drops_a_link => crate::message::PeerOp::UnlinkPrep,
+            o => o.prep_op(),
+        }
+    }
 }
 
 /// Which phase an EPeerUpdate records (§6.1).

@@ -174,7 +174,7 @@ fn setattr_is_forwarded_to_the_inode_auth() {
 }
 
 #[test]
-fn updates_with_witnesses_succeed_and_only_unsupported_ones_fail_with_exdev() {
+fn updates_with_witnesses_succeed_where_the_inode_is_auth_on_another_rank() {
     let (mut c, a) = two_ranks_with_pinned_a();
     let (f, _) =
         run(&mut c, 1, 2, 1, Op::Create { path: path("a/f"), mode: 0o644, excl: true, file_mode: 1 });
@@ -184,20 +184,25 @@ fn updates_with_witnesses_succeed_and_only_unsupported_ones_fail_with_exdev() {
     let op = Op::Rename { dest: FilePath::new(Ino::ROOT, "g"), src: FilePath::new(a, "f") };
     let (r, _) = run(&mut c, 0, 3, 1, op);
     assert_eq!(r, Ok(Some(f)));
-    // Still EXDEV: unlinking /g, whose inode stays auth on rank 1 (inodes are not migrated
-    // by a rename here), would need UNLINKPREP and a move into rank 0's stray directory on
-    // rank 1; and renaming onto /g replaces that inode the same way.
+    // Unlinking /g, whose inode stays auth on rank 1, and renaming onto such a name, answer
+    // as on one rank: the inode's auth witnesses (multirank_unlink.rs has the details).
     let (r, _) = run(&mut c, 0, 4, 1, Op::Unlink { path: path("g") });
-    assert_eq!(r, Err(Errno::EXDEV));
-    let (h, _) = run(&mut c, 0, 5, 1, Op::Create { path: path("h"), mode: 0o644, excl: true, file_mode: 1 });
+    assert_eq!(r, Ok(None));
+    let (r, _) = run(&mut c, 0, 5, 2, Op::Getattr { path: path("g"), mask: 0 });
+    assert_eq!(r, Err(Errno::ENOENT));
+    let (f2, _) =
+        run(&mut c, 1, 6, 1, Op::Create { path: path("a/f2"), mode: 0o644, excl: true, file_mode: 1 });
+    let f2 = f2.unwrap().unwrap();
+    let op = Op::Rename { dest: FilePath::new(Ino::ROOT, "g2"), src: FilePath::new(a, "f2") };
+    assert_eq!(run(&mut c, 0, 7, 1, op).0, Ok(Some(f2)));
+    let (h, _) = run(&mut c, 0, 8, 1, Op::Create { path: path("h"), mode: 0o644, excl: true, file_mode: 1 });
     let h = h.unwrap().unwrap();
-    let (r, _) = run(&mut c, 0, 6, 1, Op::Rename { dest: path("g"), src: path("h") });
-    assert_eq!(r, Err(Errno::EXDEV));
-    // Nothing changed by the refused ones.
-    let (r, _) = run(&mut c, 0, 7, 2, Op::Getattr { path: path("g"), mask: 0 });
-    assert_eq!(r, Ok(Some(f)));
-    let (r, _) = run(&mut c, 0, 8, 2, Op::Getattr { path: path("h"), mask: 0 });
+    let (r, _) = run(&mut c, 0, 9, 1, Op::Rename { dest: path("g2"), src: path("h") });
     assert_eq!(r, Ok(Some(h)));
+    let (r, _) = run(&mut c, 0, 10, 2, Op::Getattr { path: path("g2"), mask: 0 });
+    assert_eq!(r, Ok(Some(h)));
+    let (r, _) = run(&mut c, 0, 11, 2, Op::Getattr { path: path("h"), mask: 0 });
+    assert_eq!(r, Err(Errno::ENOENT));
     for l in c.lockers() {
         assert!(mds_locker::invariants::check_all(l).is_ok());
     }

@@ -143,12 +143,12 @@ impl Locker {
         if !rmdir && is_dir {
             return self.reply_error(reqid, Errno::EISDIR);
         }
-        // An unlink of an inode another rank is auth for needs UNLINKPREP and moving the
-        // inode into this rank's stray directory there: not built (EXDEV). An rmdir of a
-        // directory whose dirfrag is auth elsewhere takes that rank as a witness (RMDIRPREP).
-        if !self.cache.inode(inode).is_some_and(|n| n.is_auth()) {
-            return self.reply_error(reqid, Errno::EXDEV);
-        }
+        // An inode another rank is auth for loses its link there: that rank witnesses
+        // (UNLINKPREP for a remote link, Ceph's `_link_remote(inc = false)`, §4.17; for a
+        // primary link the inode also moves into this rank's stray directory and its auth
+        // gets a replica of the stray dentry as its new parent). An rmdir of a directory
+        // whose dirfrag is auth elsewhere takes that rank as a witness (RMDIRPREP).
+        let inode_elsewhere = !self.cache.inode(inode).is_some_and(|n| n.is_auth());
         let frag_witnesses = if rmdir { self.dirfrag_witnesses(inode) } else { Vec::new() };
         if rmdir && self.cache.dir_has_projected_entries(inode) {
             return self.reply_error(reqid, Errno::ENOTEMPTY);
@@ -186,12 +186,14 @@ impl Locker {
             self.predirty_parent(reqid, stray, is_dir, 1, true)?;
         }
         let changes = self.projected_changes(reqid)?;
-        if !frag_witnesses.is_empty() {
+        if !frag_witnesses.is_empty() || inode_elsewhere {
             let dir_ino = self.ino_of(inode);
             let extra =
                 frag_witnesses.into_iter().map(|r| (r, Some(WitnessEdit::Rmdir { dir: dir_ino }))).collect();
-            let entry = JournalEntry::update(reqid, "rmdir", changes);
-            return self.journal_and_reply_witnessed(reqid, OrigOp::Rmdir, entry, Ok(None), extra);
+            let (origop, what) =
+                if rmdir { (OrigOp::Rmdir, "rmdir") } else { (OrigOp::Link, "unlink_remote") };
+            let entry = JournalEntry::update(reqid, what, changes);
+            return self.journal_and_reply_witnessed(reqid, origop, entry, Ok(None), extra);
         }
         self.journal_and_reply(reqid, JournalEntry::update(reqid, "unlink_local", changes), Ok(None))
     }
@@ -523,11 +525,10 @@ impl Locker {
         if src_is_dir && self.cache.is_projected_ancestor(srci, d.dir) {
             return self.reply_error(reqid, Errno::EINVAL);
         }
-        // A replaced inode that lives on another rank would move into this rank's stray
-        // directory there (Ceph migrates it): not built.
-        if oldin.is_some_and(|o| !self.cache.inode(o).is_some_and(|n| n.is_auth())) {
-            return self.reply_error(reqid, Errno::EXDEV);
-        }
+        // A replaced inode auth on another rank loses its link there: that rank witnesses
+        // (Ceph adds `oldin->authority().first` to the witnesses of a rename over a remote
+        // link; over a primary link the inode also moves into this rank's stray directory and
+        // its auth gets a replica of the stray dentry, see `witness_plan`).
         let old_is_dir = oldin.is_some_and(|o| self.cache.inode(o).is_some_and(|n| n.is_dir()));
         if let Some(o) = oldin {
             if old_is_dir && !src_is_dir {

@@ -51,6 +51,7 @@ impl Locker {
             PeerOp::XlockAck | PeerOp::WrlockAck => self.leader_lock_ack(from, msg),
             PeerOp::AuthPinAck => self.leader_auth_pin_ack(from, msg),
             PeerOp::LinkPrep
+            | PeerOp::UnlinkPrep
             | PeerOp::RmdirPrep
             | PeerOp::RenamePrep
             | PeerOp::PrepAck

@@ -30,7 +30,13 @@
 //!   and projects again after the acks; Ceph computes the witness payload before projecting.
 //! * A renamed inode is not migrated to the destination's rank (Ceph's rename import/export
 //!   of srci): it stays auth where it was, and its auth gets a replica of the new primary
-//!   dentry (sent before the prep) so that it keeps a parent.
+//!   dentry (sent before the prep) so that it keeps a parent. An unlink of such a primary
+//!   link, or a rename over it, moves the inode into the leader's stray directory the same
+//!   way (its auth witnesses, drops a link and gets the stray dentry as its parent), where
+//!   Ceph would find the inode auth on the leader. Unlink of a remote link whose inode is
+//!   auth elsewhere is Ceph's: the inode's auth witnesses through UNLINKPREP.
+//! * A witness that has no copy of the inode a replica dentry is to link projects the
+//!   dentry null (its old inode left); the DN lock data refresh it when the xlock goes.
 //! * The witness set is: the auth of every changed object, the auths of a removed or renamed
 //!   directory's dirfrags, and a renamed inode's auth. Replicas of srcdn/destdn that are not
 //!   otherwise involved are refreshed by the MLock protocol when the xlocks go, not by a
@@ -192,7 +198,7 @@ impl Locker {
         let client = self.mutation(reqid)?.client;
         let prep = WitnessPrep { origop, edits };
         for w in &witnesses {
-            let mut msg = PeerMsg::new(origop.prep_op(), reqid, client);
+            let mut msg = PeerMsg::new(prep.prep_op(), reqid, client);
             msg.prep = Some(Box::new(prep.clone()));
             self.send(*w, MdsMessage::Peer(msg));
         }
@@ -570,9 +576,13 @@ impl Locker {
             let new = match *linkage {
                 DentryLinkage::Null => Linkage::Null,
                 DentryLinkage::Remote { ino, d_type } => Linkage::Remote { ino, d_type },
+                // A replica dentry that is to link an inode this rank has no copy of: what
+                // this rank can record is that its old inode left (it must not keep a
+                // projected primary link to it); the DN lock data refresh the linkage when
+                // the leader's xlock goes (§4.12).
                 DentryLinkage::Primary(ino) => match self.cache.lookup_ino(ino) {
                     Some(i) => Linkage::Primary(i),
-                    None => continue,
+                    None => Linkage::Null,
                 },
             };
             if let Linkage::Primary(i) = new {
@@ -824,7 +834,9 @@ impl Locker {
     /// Routes the two-phase peer ops.
     pub(crate) fn handle_twophase_message(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
         match msg.op {
-            PeerOp::LinkPrep | PeerOp::RmdirPrep | PeerOp::RenamePrep => self.witness_prep(from, msg),
+            PeerOp::LinkPrep | PeerOp::UnlinkPrep | PeerOp::RmdirPrep | PeerOp::RenamePrep => {
+                self.witness_prep(from, msg)
+            }
             PeerOp::PrepAck => self.leader_prep_ack(from, msg),
             PeerOp::Finish => self.witness_finish(from, msg),
             PeerOp::Committed => self.leader_committed(from, msg),
@@ -883,7 +895,8 @@ impl Locker {
                     self.fx.extend(fx);
                 }
                 let client = self.requests.get(&reqid).and_then(|m| m.client);
-                let mut msg = PeerMsg::new(origop.prep_op(), reqid, client);
+                let op = prep.as_ref().map_or(origop.prep_op(), WitnessPrep::prep_op);
+                let mut msg = PeerMsg::new(op, reqid, client);
                 msg.prep = prep.map(Box::new);
                 self.send(up, MdsMessage::Peer(msg));
                 if self.requests.contains_key(&reqid) {
