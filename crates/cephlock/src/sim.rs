@@ -48,7 +48,9 @@ pub(crate) struct MdsSimArgs {
     #[arg(long, default_value_t = 400)]
     ops: usize,
     /// Fault classes of the safety phase: a comma-separated list of crash, slow, journal,
-    /// rank-crash, all (every class but rank-crash), none.
+    /// rank-crash, torn (a rank crashes mid journal flush: unsynced bytes lost, kept or torn),
+    /// eio (a rank's journal write or sync fails with EIO and the rank respawns), all (crash,
+    /// slow, journal: every class that does not restart a rank), none.
     #[arg(long, default_value = "all")]
     faults: String,
     /// Write the JSON-lines trace here (docs/trace-format.md); with --seeds, the last seed's.
@@ -118,7 +120,7 @@ fn run_mds(args: &MdsSimArgs, out: &mut dyn Write) -> Result<(), CliError> {
         match &o.violation {
             None => writeln!(
                 out,
-                "seed {seed}: ok ({} steps, {} ms simulated, {} requests: {} ok, {} errors; {} forwards, {} grants, {} client crashes, {} slow clients, {} evictions, {} journal stalls)",
+                "seed {seed}: ok ({} steps, {} ms simulated, {} requests: {} ok, {} errors; {} forwards, {} grants, {} client crashes, {} slow clients, {} evictions, {} journal stalls, {} rank failures: {} mid-flush, {} torn tails, {} journal EIOs)",
                 o.steps,
                 o.sim_time_ms,
                 o.requests,
@@ -129,7 +131,11 @@ fn run_mds(args: &MdsSimArgs, out: &mut dyn Write) -> Result<(), CliError> {
                 o.client_crashes,
                 o.slow_clients,
                 o.evictions,
-                o.journal_stalls
+                o.journal_stalls,
+                o.rank_crashes,
+                o.journal_torn,
+                o.torn_tails,
+                o.journal_eios
             )?,
             Some(v) => {
                 writeln!(out, "seed {seed}: FAILED: {v}")?;

@@ -12,17 +12,27 @@
 //!
 //! # Journals
 //!
-//! Each rank's journal is a list of encoded `mds_journal::LogEvent` payloads (the bytes
-//! `LogEvent::to_payload` produces, as an `MdLog` frames them). The Lockers stay sans-I/O and
-//! the cluster does what `runtime::Rank` does for one rank, without a device: at
-//! `Effect::JournalSubmit` the entry is encoded through `wire` at once (the cache still holds
-//! its projections) and kept as *unsafe*; `make_safe` / `settle` / `auto_safe` move unsafe
-//! entries to the durable list in order and only then feed `Event::JournalSafe`. A crash loses
-//! the unsafe ones. Session opens and closes (ESession) and subtree maps (ESubtreeMap, written
-//! when a rank starts and when `pin_empty_dir` changes its subtrees) are durable at once, as
-//! Ceph answers a session open and finishes an import only once those events are safe. The
-//! choice of a byte list over a `runtime::Rank` per rank keeps the cluster synchronous; replay
-//! still goes through the real encoding and `wire`'s mapping (`recovery::replay_rank`).
+//! Each rank's journal is a `rank_journal::RankJournal`: a byte stream in `mds_journal`'s
+//! on-disk framing (RESILIENT_CRC frames of encoded `LogEvent`s, a header, striped objects on
+//! a memory device), written synchronously. The Lockers stay sans-I/O and the cluster does what
+//! `runtime::Rank` does for one rank: at `Effect::JournalSubmit` the entry is encoded through
+//! `wire` at once (the cache still holds its projections) and buffered as *unsafe*;
+//! `make_safe` / `settle` / `auto_safe` flush (write, then sync) and only then feed
+//! `Event::JournalSafe`. A crash loses what was not synced. Session opens and closes (ESession)
+//! and subtree maps (ESubtreeMap, written when a rank starts and when `pin_empty_dir` changes
+//! its subtrees) are written and synced at once, as Ceph answers a session open and finishes
+//! an import only once those events are safe. `restart` replays through the real scanner: a
+//! torn tail is truncated and reported (`RestartReport::torn_tail`), a corrupt entry refuses
+//! the restart with its offset, and the payloads go through `wire`'s mapping
+//! (`recovery::replay_rank`).
+//!
+//! Journal faults (`cluster/journal_faults.rs`): a crash in the middle of a flush, whose
+//! unsynced bytes are lost, kept or torn (`crash_during_flush`), and device errors armed on a
+//! rank's journal (`arm_journal_fault`). A journal that hit a device error acknowledges
+//! nothing more and refuses submits (`journal_failure`); as Ceph's MDS respawns on a journal
+//! write error, the driver then fails the rank with `crash` and brings it back with `restart`.
+//! A failed session or subtree-map write is not reported to the Locker (it already answered
+//! the session open); replay simply lacks that event.
 //!
 //! # Rank failure: crash, replay, simplified resolve / reconnect / rejoin
 //!
@@ -84,16 +94,19 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use mds_journal::LogEvent;
+use mds_journal::{CrashMode, LogEvent};
 
 use crate::effects::{ClientRequest, Effect, Event, Reply};
 use crate::error::LockerError;
-use crate::ids::{Ino, JournalSeq, ObjKey, ObjRef, Rank, ReqId};
+use crate::ids::{Ino, ObjKey, ObjRef, Rank, ReqId};
 use crate::locker::{Locker, LockerConfig};
 use crate::message::MdsMessage;
+use crate::rank_journal::{RankJournal, RankJournalError};
 use crate::recovery::{self, PeerDecision, ReplayError};
 use crate::twophase::OrigOp;
 use crate::wire::{self, WireError};
+
+mod journal_faults;
 
 /// Carries messages between ranks.
 pub trait Transport {
@@ -158,6 +171,9 @@ pub enum ClusterError {
     /// A rank's journal could not be replayed.
     #[error("replay: {0}")]
     Replay(#[from] ReplayError),
+    /// A rank's journal stream refused replay (a corrupt entry) or an operation.
+    #[error("journal: {0}")]
+    Journal(#[from] RankJournalError),
 }
 
 /// What `Cluster::restart` did.
@@ -165,6 +181,8 @@ pub enum ClusterError {
 pub struct RestartReport {
     /// What replay found.
     pub replay: recovery::ReplayOutcome,
+    /// The torn journal tail replay truncated, if any.
+    pub torn_tail: Option<mds_journal::TornTail>,
     /// Remote locks of survivors' leaders re-acquired on the restarted rank.
     pub rejoined_locks: usize,
     /// Remote locks that could not be (object gone or not the rank's).
@@ -195,10 +213,8 @@ pub struct Output {
 pub struct Cluster<T: Transport = FifoTransport> {
     ranks: Vec<Locker>,
     net: T,
-    /// Per rank: durable journal events, encoded, in log order.
-    journals: Vec<Vec<Vec<u8>>>,
-    /// Per rank: journal entries submitted and not yet safe (Locker seq, encoded event).
-    pending: Vec<VecDeque<(JournalSeq, Vec<u8>)>>,
+    /// Per rank: the journal stream and device.
+    journals: Vec<RankJournal>,
     /// Ranks crashed and not yet restarted.
     down: BTreeSet<Rank>,
     /// Client requests sent to a rank that have not had their safe reply: what clients
@@ -246,8 +262,7 @@ impl<T: Transport> Cluster<T> {
         let mut c = Cluster {
             ranks,
             net,
-            journals: vec![Vec::new(); count],
-            pending: vec![VecDeque::new(); count],
+            journals: (0..count as Rank).map(RankJournal::new).collect(),
             down: BTreeSet::new(),
             client_unsafe: BTreeMap::new(),
             early_replies: BTreeMap::new(),
@@ -269,36 +284,39 @@ impl<T: Transport> Cluster<T> {
         c
     }
 
-    /// Appends an event to rank `r`'s durable journal.
+    /// Writes and syncs an event in rank `r`'s journal. A device error fails the journal
+    /// (see the module notes) and is not reported here.
     fn journal_durable(&mut self, r: Rank, ev: &LogEvent) {
-        if let Some(j) = self.journals.get_mut(r as usize) {
-            j.push(ev.to_payload());
+        if let Some(j) = self.journals.get_mut(r as usize)
+            && let Err(e) = j.append_durable(&ev.to_payload())
+        {
+            tracing::warn!(rank = r, error = %e, event = ev.event_type().name(), "durable journal write lost");
         }
     }
 
     /// Journals rank `r`'s current subtree map (mds §6.1 ESubtreeMap), durable at once.
     fn journal_subtree_map(&mut self, r: Rank) -> Result<(), ClusterError> {
-        let seq = self.journals.get(r as usize).map_or(0, |j| j.len() as u64);
+        let seq = self.journals.get(r as usize).map_or(0, |j| j.durable_entries());
         let ev = recovery::subtree_map_event(self.rank(r).cache(), seq)?;
         self.journal_durable(r, &ev);
         Ok(())
     }
 
-    /// Rank `r`'s durable journal: encoded events in log order.
-    pub fn journal(&self, r: Rank) -> &[Vec<u8>] {
-        self.journals.get(r as usize).map_or(&[], |j| j.as_slice())
+    /// Rank `r`'s durable journal: the encoded events read back from its stream, in log
+    /// order (empty for an unknown rank or an unreadable device).
+    pub fn journal(&self, r: Rank) -> Vec<Vec<u8>> {
+        self.journals.get(r as usize).and_then(|j| j.durable_payloads().ok()).unwrap_or_default()
     }
 
     /// Rank `r`'s durable journal, decoded.
     pub fn journal_events(&self, r: Rank) -> Result<Vec<LogEvent>, ClusterError> {
-        self.journal(r)
-            .iter()
-            .enumerate()
-            .map(|(index, b)| {
-                LogEvent::decode_payload(b)
-                    .map_err(|e| ClusterError::Replay(ReplayError::Decode { index, why: e.to_string() }))
-            })
-            .collect()
+        let j = self.journals.get(r as usize).ok_or(ClusterError::NoRank(r))?;
+        Ok(j.durable_events()?)
+    }
+
+    /// Rank `r`'s journal stream and device (to inspect it with `mds_journal::tool`).
+    pub fn rank_journal(&self, r: Rank) -> Option<&RankJournal> {
+        self.journals.get(r as usize)
     }
 
     /// Whether rank `r` is down.
@@ -374,7 +392,7 @@ impl<T: Transport> Cluster<T> {
 
     /// Journal entries of `r` submitted and not yet safe.
     pub fn unsafe_entries(&self, r: Rank) -> usize {
-        self.pending.get(r as usize).map_or(0, |q| q.len())
+        self.journals.get(r as usize).map_or(0, |j| j.unsafe_entries())
     }
 
     /// Feeds one event to rank `r` and routes its effects. Messages are queued, not
@@ -467,7 +485,10 @@ impl<T: Transport> Cluster<T> {
                     let client = l.request(entry.reqid).and_then(|m| m.client());
                     let created = l.journaled_reply(entry.reqid).and_then(|j| j.created);
                     let ev = wire::to_log_event_with_created(entry, l.cache(), client, created)?;
-                    self.pending[r as usize].push_back((seq, ev.to_payload()));
+                    if let Err(err) = self.journals[r as usize].submit(seq, ev.to_payload()) {
+                        // A failed journal never writes it, so it is never reported safe.
+                        tracing::warn!(rank = r, error = %err, "journal submit refused");
+                    }
                     self.outputs.push(Output { rank: r, effect: e });
                 }
                 Effect::Reply(Reply { reqid, safe, result, .. }) => {
@@ -488,6 +509,7 @@ impl<T: Transport> Cluster<T> {
                 Effect::Evicted { client } => {
                     // An evicted client re-sends nothing to this rank.
                     self.client_unsafe.retain(|(rank, _), q| *rank != r || q.client != client);
+                    self.deferred[r as usize].retain(|q| q.client != client);
                     let unsafe_reqs = &self.client_unsafe;
                     self.early_replies.retain(|k, _| k.0 != r || unsafe_reqs.contains_key(k));
                     let before = self.replaying[r as usize].len();
@@ -499,7 +521,7 @@ impl<T: Transport> Cluster<T> {
                 other => self.outputs.push(Output { rank: r, effect: other }),
             }
         }
-        if self.auto_safe && !self.pending[r as usize].is_empty() {
+        if self.auto_safe && self.unsafe_entries(r) > 0 {
             self.make_safe(r)?;
         }
         if replay_done {
@@ -511,21 +533,28 @@ impl<T: Transport> Cluster<T> {
         Ok(())
     }
 
-    /// Makes every submitted entry of rank `r` safe: appends them to its durable journal in
-    /// order, then tells the Locker.
+    /// Makes every submitted entry of rank `r` safe: writes and syncs them to its journal in
+    /// order, then tells the Locker. If the journal fails instead (a device error), nothing is
+    /// reported safe and the rank must be failed (`journal_failure`); that is not an error of
+    /// this call.
     pub fn make_safe(&mut self, r: Rank) -> Result<(), ClusterError> {
         if self.down.contains(&r) {
             return Ok(());
         }
-        let Some(q) = self.pending.get_mut(r as usize) else {
+        let Some(j) = self.journals.get_mut(r as usize) else {
             return Ok(());
         };
-        let entries: Vec<(JournalSeq, Vec<u8>)> = q.drain(..).collect();
-        let Some(upto) = entries.last().map(|(s, _)| *s) else {
+        if j.failure().is_some() {
             return Ok(());
-        };
-        self.journals[r as usize].extend(entries.into_iter().map(|(_, b)| b));
-        self.handle(r, Event::JournalSafe { upto })
+        }
+        match j.flush() {
+            Ok(Some(upto)) => self.handle(r, Event::JournalSafe { upto }),
+            Ok(None) => Ok(()),
+            Err(e) => {
+                tracing::warn!(rank = r, error = %e, "journal flush failed: nothing more is acknowledged");
+                Ok(())
+            }
+        }
     }
 
     /// Makes every rank's submitted entries safe, delivering messages in between, until
@@ -534,7 +563,11 @@ impl<T: Transport> Cluster<T> {
         loop {
             self.run()?;
             let pending: Vec<Rank> = (0..self.ranks.len() as Rank)
-                .filter(|r| self.unsafe_entries(*r) > 0 && !self.down.contains(r))
+                .filter(|r| {
+                    self.unsafe_entries(*r) > 0
+                        && !self.down.contains(r)
+                        && self.journal_failure(*r).is_none()
+                })
                 .collect();
             if pending.is_empty() {
                 return Ok(());
@@ -690,7 +723,7 @@ impl<T: Transport> Cluster<T> {
         let cfg = self.ranks[r as usize].config().clone();
         // An empty stand-in until the restart replays the journal.
         self.ranks[r as usize] = Locker::new(cfg);
-        self.pending[r as usize].clear();
+        self.journals[r as usize].crash(CrashMode::LoseUnsynced);
         // Held-back requests stay in `client_unsafe`: the clients re-send them after restart.
         self.replaying[r as usize].clear();
         self.deferred[r as usize].clear();
@@ -748,8 +781,9 @@ impl<T: Transport> Cluster<T> {
             return Err(ClusterError::NotDown(r));
         }
         let cfg = self.ranks[r as usize].config().clone();
-        let (mut locker, replay) = recovery::replay_rank(cfg, &self.journals[r as usize])?;
-        let mut report = RestartReport::default();
+        let stream = self.journals[r as usize].replay()?;
+        let (mut locker, replay) = recovery::replay_rank(cfg, &stream.payloads)?;
+        let mut report = RestartReport { torn_tail: stream.torn_tail, ..RestartReport::default() };
         let survivors = self.up_ranks();
 
         // Resolve: subtree authority from every rank, and the uncommitted peer updates.
@@ -800,7 +834,7 @@ impl<T: Transport> Cluster<T> {
         }
         for (q, op_type) in &replay.uncommitted_leader_updates {
             let origop = match op_type.as_str() {
-                "link_remote" => OrigOp::Link,
+                "link_remote" | "link_local" | "unlink_remote" => OrigOp::Link,
                 "rmdir" => OrigOp::Rmdir,
                 _ => OrigOp::Rename,
             };

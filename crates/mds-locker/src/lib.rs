@@ -72,6 +72,7 @@ pub mod lock_events;
 pub mod locker;
 pub mod message;
 pub mod mutation;
+pub mod rank_journal;
 pub mod recovery;
 pub mod runtime;
 pub mod twophase;
