@@ -852,6 +852,16 @@ impl<T: Transport> Cluster<T> {
             self.route(s, fx)?;
         }
 
+        // Strong rejoin of scatterlocks: replicas holding (or draining) wrlocks under MIX
+        // make the restarted auth MIX, before anything else takes those locks.
+        for s in &survivors {
+            for (key, state) in self.rank(*s).rejoin_scatter_states(r) {
+                let (_, fx) = self.ranks[r as usize]
+                    .rejoin_scatter(*s, &key, state)
+                    .map_err(|source| ClusterError::Locker { rank: r, source })?;
+                self.route(r, fx)?;
+            }
+        }
         // Rejoin, first the survivors' remote locks, so the lock states the replicas adopt
         // below already include them.
         for s in &survivors {

@@ -390,6 +390,9 @@ struct Pending {
     /// answered from the completed-request table, which keeps only a created inode number
     /// (as Ceph's does), so a safe `Ok(None)` confirms an early `Ok(Some(_))`.
     from_table: bool,
+    /// Answered early by a rank that failed before it was safe; its client replays it, and
+    /// it takes effect in the model when the replay answers.
+    reapply: bool,
 }
 
 /// A dead client id whose sessions must be evicted once the timeout has passed.
@@ -561,6 +564,7 @@ impl Sim {
                     early_rank: None,
                     orphaned: false,
                     from_table: false,
+                    reapply: false,
                 },
             );
             self.cluster
@@ -623,7 +627,7 @@ impl Sim {
             self.crash_or_restart_rank()?;
             self.safety_step()?;
             self.drain_effects();
-            self.forget_killed_replays()?;
+            self.forget_killed_replays();
             self.check_step()?;
         }
         self.liveness()
@@ -839,57 +843,72 @@ impl Sim {
         Ok(())
     }
 
-    /// Requests rank `r` answered early whose clients crashed before it came back: unless
-    /// their updates were replayed from its journal (`replayed`; those are durable and
-    /// done), their journal entries died with the rank and nobody replays them (mds §6.6).
+    /// Requests rank `r` answered early that were not safe when it failed. Those its journal
+    /// still had (`replayed`) are durable: a dead client's are done. The others died with the
+    /// rank (mds §6.6): a dead client's are lost; a live client replays them first after the
+    /// restart, and since nobody else could see them before they were safe, they take
+    /// effect in the model where their replay commits (`Pending::reapply`). Either way they
+    /// leave the model, which is rebuilt from the other first replies in order.
     fn forget_lost_requests(&mut self, r: Rank, replayed: &BTreeSet<ReqId>) -> Result<(), Violation> {
-        let orphans: Vec<ReqId> = self
+        let unsafe_on_r: Vec<ReqId> = self
             .pending
             .iter()
-            .filter(|(_, p)| p.orphaned && p.early_rank == Some(r))
+            .filter(|(_, p)| p.early_rank == Some(r) && !p.reapply)
             .map(|(q, _)| *q)
             .collect();
-        let (durable, lost): (BTreeSet<ReqId>, BTreeSet<ReqId>) =
-            orphans.into_iter().partition(|q| replayed.contains(q));
-        for q in &durable {
-            self.pending.remove(q);
-        }
-        self.forget(r, lost)
-    }
-
-    /// A dead client's request that was answered early, replayed on its behalf after a rank
-    /// restart and then killed with the client's session before it committed again: its
-    /// change is gone too (Ceph kills an evicted session's requests).
-    fn forget_killed_replays(&mut self) -> Result<(), Violation> {
-        if self.any_rank_down() {
-            return Ok(());
-        }
-        let mut by_rank: BTreeMap<Rank, BTreeSet<ReqId>> = BTreeMap::new();
-        for (q, p) in &self.pending {
-            if let (true, Some(r)) = (p.orphaned && !p.from_table, p.early_rank)
-                && self.awaiting_resend.contains(q)
-                && self.cluster.lockers().iter().all(|l| l.request(*q).is_none())
-                && self.cluster.client_unsafe(r).all(|u| u.reqid != *q)
-            {
-                by_rank.entry(r).or_default().insert(*q);
+        let mut out = BTreeSet::new();
+        for q in unsafe_on_r {
+            let orphaned = self.pending.get(&q).is_some_and(|p| p.orphaned);
+            if replayed.contains(&q) {
+                if orphaned {
+                    self.pending.remove(&q);
+                }
+                continue;
+            }
+            out.insert(q);
+            if orphaned {
+                self.pending.remove(&q);
+                self.awaiting_resend.remove(&q);
+                self.trace.event(json!({"step": self.step, "ev": "lost_unsafe", "rank": r, "req": q.0}));
+            } else if let Some(p) = self.pending.get_mut(&q) {
+                p.reapply = true;
+                self.trace
+                    .event(json!({"step": self.step, "ev": "unsafe_awaits_replay", "rank": r, "req": q.0}));
             }
         }
-        for (r, lost) in by_rank {
-            self.forget(r, lost)?;
-        }
-        Ok(())
+        self.forget(&out)
     }
 
-    /// Takes requests whose changes were lost out of the model, which is rebuilt from the
-    /// other first replies in order.
-    fn forget(&mut self, r: Rank, lost: BTreeSet<ReqId>) -> Result<(), Violation> {
+    /// A dead client's request replayed on its behalf after a rank restart and killed with
+    /// the client's session before it committed again: its change is gone (Ceph kills an
+    /// evicted session's requests). It left the model at the restart already.
+    fn forget_killed_replays(&mut self) {
+        if self.any_rank_down() {
+            return;
+        }
+        let killed: Vec<ReqId> = self
+            .pending
+            .iter()
+            .filter(|(q, p)| {
+                p.orphaned
+                    && p.reapply
+                    && self.cluster.lockers().iter().all(|l| l.request(**q).is_none())
+                    && p.early_rank.is_some_and(|r| self.cluster.client_unsafe(r).all(|u| u.reqid != **q))
+            })
+            .map(|(q, _)| *q)
+            .collect();
+        for q in killed {
+            self.pending.remove(&q);
+            self.awaiting_resend.remove(&q);
+            self.trace.event(json!({"step": self.step, "ev": "lost_unsafe", "req": q.0}));
+        }
+    }
+
+    /// Takes requests out of the model, which is rebuilt from the other first replies in
+    /// order.
+    fn forget(&mut self, lost: &BTreeSet<ReqId>) -> Result<(), Violation> {
         if lost.is_empty() {
             return Ok(());
-        }
-        for q in &lost {
-            self.pending.remove(q);
-            self.awaiting_resend.remove(q);
-            self.trace.event(json!({"step": self.step, "ev": "lost_unsafe", "rank": r, "req": q.0}));
         }
         let first = self.model_log.iter().position(|(q, _, _)| lost.contains(q)).unwrap_or(usize::MAX);
         self.model_log.retain(|(q, _, _)| !lost.contains(q));
@@ -1033,6 +1052,7 @@ impl Sim {
                 early_rank: None,
                 orphaned: false,
                 from_table: false,
+                reapply: false,
             },
         );
         self.cluster
@@ -1225,6 +1245,23 @@ impl Sim {
                 }
             }
         }
+        if let Some(p) = self.pending.get_mut(&reply.reqid)
+            && p.reapply
+        {
+            // The replay committed: this is where the change happens now.
+            p.reapply = false;
+            let op = p.op.clone();
+            match self.model.apply(&op, &reply) {
+                Ok(()) => self.model_log.push((reply.reqid, op, reply.clone())),
+                Err(e) => {
+                    let v = self.violation(
+                        "replayed requests match the sequential model (§4.18, §6.6)",
+                        format!("{} {:?} from rank {rank}: {e}", reply.reqid, op),
+                    );
+                    self.record(v);
+                }
+            }
+        }
         let (first, op) = match self.pending.get(&reply.reqid) {
             Some(p) => {
                 let mut first = p.first.unwrap_or(reply.result);
@@ -1330,7 +1367,7 @@ impl Sim {
             if self.step.is_multiple_of(8) {
                 self.tick(1_000)?;
             }
-            self.forget_killed_replays()?;
+            self.forget_killed_replays();
             self.check_step()?;
             if self.quiet() {
                 return self.final_checks();

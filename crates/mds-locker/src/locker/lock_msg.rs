@@ -723,7 +723,7 @@ impl Locker {
     }
 
     /// A replica dentry takes the auth's linkage.
-    fn decode_dentry_linkage(
+    pub(crate) fn decode_dentry_linkage(
         &mut self,
         d: crate::ids::DentryId,
         link: DentryLinkage,

@@ -20,7 +20,7 @@
 //!   (`rejoin_replica`), which the survivor adopts (`rejoin_ack`). The restarted rank does the
 //!   same in the other direction for the replicas it replayed (`rejoin_weak`).
 
-use lock_sm::LockState;
+use lock_sm::{LockState, LockType};
 
 use crate::cache::ROOT_RANK;
 use crate::effects::Effect;
@@ -31,6 +31,15 @@ use crate::mutation::{LockOp, Mutation, Phase, WRLOCK, XLOCK};
 use crate::recovery::{FragKey, RejoinLock};
 
 use super::Locker;
+
+/// Replica states in which wrlocks may be held or still draining (Ceph's strong rejoin
+/// treats all of them as MIX).
+fn mix_family(s: LockState) -> bool {
+    matches!(
+        s,
+        LockState::Mix | LockState::MixLock | LockState::MixLock2 | LockState::MixSync | LockState::MixSync2
+    )
+}
 
 /// Every wait bit: a lock whose state the rejoin replaced wakes all its waiters, which
 /// re-evaluate against the new state.
@@ -332,6 +341,65 @@ impl Locker {
         out
     }
 
+    /// Survivor side of the strong rejoin of scatterlocks (mds §4.12, §4.13, §6.6): the
+    /// dirfragtree, file and nest locks of `auth`'s inodes this rank replicates that are in
+    /// a MIX-family state or wrlocked here, with their states. Requests on this rank may hold
+    /// wrlocks under MIX that the restarted auth knows nothing of; Ceph's MMDSCacheRejoin
+    /// carries each replica's scatterlock state so the auth can infer its own from them.
+    pub fn rejoin_scatter_states(&self, auth: Rank) -> Vec<(crate::ids::LockKey, LockState)> {
+        let mut out = Vec::new();
+        for i in self.cache.inode_ids() {
+            let obj = ObjRef::Inode(i);
+            if self.cache.auth_of(obj) != Some(auth) || self.cache.is_auth_obj(obj) {
+                continue;
+            }
+            for ty in [LockType::IDft, LockType::IFile, LockType::INest] {
+                let id = LockId { obj, ty };
+                let Ok(l) = self.lk(id) else { continue };
+                if (mix_family(l.state) || l.is_wrlocked())
+                    && let Some(k) = self.cache.lock_key(id)
+                {
+                    out.push((k, l.state));
+                }
+            }
+        }
+        out
+    }
+
+    /// Restarted side of the strong rejoin of scatterlocks: a replica on `from` reports
+    /// `key` in `state` (MIX-family, or wrlocked). As Ceph's auth infers its scatterlock
+    /// state from the replicas' (`infer_state_from_strong_rejoin`: a replica in MIX,
+    /// MIX_LOCK or MIX_SYNC makes the auth MIX), the auth's lock is set to MIX, where both
+    /// the auth and every replica may wrlock, so the replica's wrlocks stay legal once it
+    /// adopts the auth's state. The state is set, not reached by a transition: the replicas
+    /// are already there. Returns whether the state was taken (false: not ours, or a lock
+    /// held here forbids MIX).
+    pub fn rejoin_scatter(
+        &mut self,
+        from: Rank,
+        key: &crate::ids::LockKey,
+        state: LockState,
+    ) -> Result<(bool, Vec<Effect>), LockerError> {
+        self.run_direct(|me| {
+            let Some(id) = me.cache.resolve_lock(key) else { return Ok(false) };
+            let l = me.lk(id)?;
+            if !l.is_auth() {
+                return Ok(false);
+            }
+            if l.state == LockState::Mix {
+                return Ok(true);
+            }
+            if !l.is_stable() || l.is_rdlocked() || l.is_xlocked() {
+                tracing::warn!(from, lock = %key, ?state, "scatter rejoin: lock held or in transition here; MIX not taken");
+                return Ok(false);
+            }
+            tracing::info!(from, lock = %key, replica = ?state, "scatter rejoin: auth takes MIX from its replica");
+            me.set_state(id, LockState::Mix)?;
+            me.wake(id, WAIT_ALL)?;
+            Ok(true)
+        })
+    }
+
     /// Restarted side of rejoin: re-acquire a lock `from`'s leader request holds, as a peer
     /// request led by `from` (auth-pinning the object). An xlock is taken directly in XLOCK
     /// (XLOCKDONE if the leader had already marked it done), as Ceph's rejoin sets the state
@@ -415,6 +483,16 @@ impl Locker {
             self.cache.add_dirfrag_replica(f, from);
             return Ok(Some(obj));
         }
+        // A replica of a dentry this rank no longer has (a null dentry discover made, never
+        // journaled): as Ceph's strong rejoin does, invent it null here, so the holder stays
+        // in the replica set and hears of the name's next change.
+        if let ObjKey::Dentry { dir, name } = key
+            && self.cache.resolve_obj(key).is_none()
+            && let Some(f) = self.cache.resolve_dirfrag(*dir, 0)
+            && self.cache.dirfrag(f).is_some_and(|d| d.auth() == me)
+        {
+            self.cache.add_null_dentry(f, name);
+        }
         let Some(obj) = self.cache.resolve_obj(key) else { return Ok(None) };
         if !self.cache.is_auth_obj(obj) {
             return Ok(None);
@@ -439,11 +517,17 @@ impl Locker {
                     }
                     (ObjRef::Inode(id), locks)
                 }
-                ReplicaObj::Dentry { dir, name, version, locks, .. } => {
+                ReplicaObj::Dentry { dir, name, version, locks, linkage, .. } => {
                     let Some(dn) = me.cache.lookup_ino(dir).and_then(|d| me.cache.lookup_dentry(d, &name))
                     else {
                         return Ok(());
                     };
+                    // The lock data that would have brought the auth's last linkage may have
+                    // died in flight with the auth: the rejoin ack carries it (Ceph's strong
+                    // dentries in MMDSCacheRejoin).
+                    if me.cache.auth_of(ObjRef::Dentry(dn)) == Some(from) {
+                        me.decode_dentry_linkage(dn, linkage)?;
+                    }
                     if let Some(d) = me.cache.dentry_mut(dn) {
                         d.version = d.version.max(version);
                         d.projected_version = d.projected_version.max(d.version);
