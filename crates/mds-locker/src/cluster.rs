@@ -228,6 +228,9 @@ pub struct Cluster<T: Transport = FifoTransport> {
     replaying: Vec<BTreeSet<ReqId>>,
     /// Per rank: requests held back until the replays are answered.
     deferred: Vec<VecDeque<ClientRequest>>,
+    /// Clients that died (`client_gone`): a request of theirs still travelling (a forward)
+    /// is never re-sent after a rank failure.
+    gone_clients: BTreeSet<crate::ids::ClientId>,
     /// Messages dropped because their sender or receiver was down.
     dropped: u64,
     auto_safe: bool,
@@ -268,6 +271,7 @@ impl<T: Transport> Cluster<T> {
             early_replies: BTreeMap::new(),
             replaying: vec![BTreeSet::new(); count],
             deferred: vec![VecDeque::new(); count],
+            gone_clients: BTreeSet::new(),
             dropped: 0,
             auto_safe: false,
             outputs: Vec::new(),
@@ -419,7 +423,9 @@ impl<T: Transport> Cluster<T> {
             && !self.replaying[r as usize].is_empty()
             && !self.replaying[r as usize].contains(&req.reqid)
         {
-            self.client_unsafe.insert((r, req.reqid), req.clone());
+            if !self.gone_clients.contains(&req.client) {
+                self.client_unsafe.insert((r, req.reqid), req.clone());
+            }
             self.deferred[r as usize].push_back(req.clone());
             return Ok(());
         }
@@ -427,7 +433,9 @@ impl<T: Transport> Cluster<T> {
         if let Some(client) = opens {
             self.journal_durable(r, &wire::session_event(client, true));
         }
-        if let Some(req) = request {
+        if let Some(req) = request
+            && !self.gone_clients.contains(&req.client)
+        {
             // A re-sent copy answered at once from the completed table removes it again below.
             self.client_unsafe.insert((r, req.reqid), req);
         }
@@ -439,6 +447,7 @@ impl<T: Transport> Cluster<T> {
     /// Ceph, where only a live client's replay restores them). Ranks that stay up still
     /// finish its requests.
     pub fn client_gone(&mut self, client: crate::ids::ClientId) {
+        self.gone_clients.insert(client);
         let gone: Vec<(Rank, ReqId)> =
             self.client_unsafe.iter().filter(|(_, q)| q.client == client).map(|(k, _)| *k).collect();
         for k in gone {
