@@ -25,6 +25,26 @@ const REGRESSION_SEEDS: &[u64] = &[];
 ///   applied that verdict after newer lock data had linked the dentry.
 const TWO_RANK_REGRESSION_SEEDS: &[u64] = &[1, 3, 11, 19, 26, 29, 194];
 
+/// Seeds that once failed on one rank with a journal EIO (`--faults all,eio`), kept forever:
+/// * 925: a restarted rank ran every replayed request at once, so an unlink replayed ahead
+///   of the create it had followed (blocked on a lock) answered ENOENT after its early
+///   reply said done; Ceph replays one request at a time, the next once the current one
+///   has journaled (mds §6.6 client replay, `Cluster`'s replay queue).
+/// * 706, 876: a dead client's non-exclusive create that opened its own lost unsafe file
+///   was taken, once the model forgot the lost create, for a second creation (simulator).
+/// * 517: a dead client's replay killed by its eviction was forgotten only after the
+///   replies the eviction released had been checked against the model (simulator).
+/// * 1059, 1231: a rename naming a lost mkdir's inode as its directory: the model said
+///   ENOTDIR for an inode it does not have, the server ENOENT (simulator).
+/// * 1641, 1780: the liveness phase called the cluster quiet while the failed rank was
+///   still down, and compared its empty stand-in cache with the model (simulator).
+const EIO_REGRESSION_SEEDS: &[u64] = &[517, 706, 876, 925, 1059, 1231, 1641, 1780];
+
+/// Seeds that once failed on one rank with every rank failure class
+/// (`--faults all,torn,eio,rank-crash`): 413 and 845 as 517 above, 707 as 706, 1059 as
+/// 1059 above.
+const RANK_FAILURE_REGRESSION_SEEDS: &[u64] = &[413, 707, 845, 1059];
+
 fn run_batch(seeds: impl Iterator<Item = u64>, base: SimConfig) -> Vec<SimOutcome> {
     let started = Instant::now();
     let mut failures = Vec::new();
@@ -72,6 +92,36 @@ fn mds_sim_single_rank_batch_with_all_faults() {
 #[test]
 fn mds_sim_regression_seeds() {
     run_batch(REGRESSION_SEEDS.iter().copied(), SimConfig { ranks: 1, ..SimConfig::default() });
+}
+
+#[test]
+fn mds_sim_regression_seeds_journal_eio_mds_s6_6() {
+    let faults = Faults::parse("all,eio").expect("fault list");
+    let outs = run_batch(
+        EIO_REGRESSION_SEEDS.iter().copied(),
+        SimConfig { ranks: 1, faults, ..SimConfig::default() },
+    );
+    assert!(outs.iter().all(|o| o.journal_eios == 1), "every seed's EIO struck and its rank restarted");
+}
+
+#[test]
+fn mds_sim_regression_seeds_every_rank_failure_mds_s6_6() {
+    let faults = Faults::parse("all,torn,eio,rank-crash").expect("fault list");
+    run_batch(
+        RANK_FAILURE_REGRESSION_SEEDS.iter().copied(),
+        SimConfig { ranks: 1, faults, ..SimConfig::default() },
+    );
+}
+
+/// CI-sized batch of single-rank runs that each fail their rank once (crash, crash in the
+/// middle of a journal flush, or journal EIO), then replay, client replay and restart.
+#[test]
+fn mds_sim_single_rank_batch_with_rank_failures() {
+    let faults = Faults::parse("all,torn,eio,rank-crash").expect("fault list");
+    let outs = run_batch(0..12, SimConfig { ranks: 1, clients: 4, ops: 300, faults, ..SimConfig::default() });
+    assert!(outs.iter().map(|o| o.rank_crashes).sum::<u64>() >= 10, "too few rank failures struck");
+    assert!(outs.iter().map(|o| o.journal_eios).sum::<u64>() > 0, "no journal EIO struck");
+    assert!(outs.iter().map(|o| o.journal_torn).sum::<u64>() > 0, "no crash mid-flush");
 }
 
 #[test]

@@ -231,6 +231,13 @@ pub struct Cluster<T: Transport = FifoTransport> {
     /// Clients that died (`client_gone`): a request of theirs still travelling (a forward)
     /// is never re-sent after a rank failure.
     gone_clients: BTreeSet<crate::ids::ClientId>,
+    /// Per rank: the replayed request being processed, until it submits its journal entry,
+    /// is answered or forwarded (or its session is killed). Ceph replays one request at a
+    /// time: `journal_and_reply` queues the next replay only once the current one has
+    /// journaled, so replays take effect in the order their clients sent them.
+    replay_current: Vec<Option<ReqId>>,
+    /// Per rank: replayed requests waiting for their turn, in the order they arrived.
+    replay_queue: Vec<VecDeque<ClientRequest>>,
     /// Messages dropped because their sender or receiver was down.
     dropped: u64,
     auto_safe: bool,
@@ -272,6 +279,8 @@ impl<T: Transport> Cluster<T> {
             replaying: vec![BTreeSet::new(); count],
             deferred: vec![VecDeque::new(); count],
             gone_clients: BTreeSet::new(),
+            replay_current: vec![None; count],
+            replay_queue: vec![VecDeque::new(); count],
             dropped: 0,
             auto_safe: false,
             outputs: Vec::new(),
@@ -429,6 +438,15 @@ impl<T: Transport> Cluster<T> {
             self.deferred[r as usize].push_back(req.clone());
             return Ok(());
         }
+        // Replayed requests run one at a time, in arrival order (Ceph's replay queue).
+        if let Some(req) = &request
+            && self.replaying[r as usize].contains(&req.reqid)
+            && self.replay_current[r as usize] != Some(req.reqid)
+        {
+            self.client_unsafe.insert((r, req.reqid), req.clone());
+            self.replay_queue[r as usize].push_back(req.clone());
+            return self.next_replay(r);
+        }
         let fx = locker.handle(ev).map_err(|source| ClusterError::Locker { rank: r, source })?;
         if let Some(client) = opens {
             self.journal_durable(r, &wire::session_event(client, true));
@@ -442,14 +460,38 @@ impl<T: Transport> Cluster<T> {
         self.route(r, fx)
     }
 
+    /// Hands rank `r` its next queued replay once the current one has journaled, been
+    /// answered or forwarded (Ceph's `queue_one_replay`). Replays whose session was killed
+    /// meanwhile are skipped.
+    fn next_replay(&mut self, r: Rank) -> Result<(), ClusterError> {
+        let i = r as usize;
+        while self.replay_current[i].is_none()
+            && let Some(req) = self.replay_queue[i].pop_front()
+        {
+            if !self.replaying[i].contains(&req.reqid) {
+                continue;
+            }
+            self.replay_current[i] = Some(req.reqid);
+            self.handle(r, Event::Request(req))?;
+        }
+        Ok(())
+    }
+
     /// The client died: it will re-send nothing after a rank fails, so its requests that
     /// were not safely answered are lost with a failed rank's unsafe journal entries (as in
     /// Ceph, where only a live client's replay restores them). Ranks that stay up still
-    /// finish its requests.
+    /// finish its requests, the replays already sent to a restarted rank included.
     pub fn client_gone(&mut self, client: crate::ids::ClientId) {
         self.gone_clients.insert(client);
-        let gone: Vec<(Rank, ReqId)> =
-            self.client_unsafe.iter().filter(|(_, q)| q.client == client).map(|(k, _)| *k).collect();
+        let replaying = &self.replaying;
+        let gone: Vec<(Rank, ReqId)> = self
+            .client_unsafe
+            .iter()
+            .filter(|((r, q), req)| {
+                req.client == client && !replaying.get(*r as usize).is_some_and(|s| s.contains(q))
+            })
+            .map(|(k, _)| *k)
+            .collect();
         for k in gone {
             self.client_unsafe.remove(&k);
             self.early_replies.remove(&k);
@@ -480,6 +522,7 @@ impl<T: Transport> Cluster<T> {
                     }
                     self.client_unsafe.remove(&(r, request.reqid));
                     self.early_replies.remove(&(r, request.reqid));
+                    self.replay_turn_over(r, request.reqid);
                     if let Some(set) = self.replaying.get_mut(r as usize)
                         && set.remove(&request.reqid)
                         && set.is_empty()
@@ -494,6 +537,7 @@ impl<T: Transport> Cluster<T> {
                     let client = l.request(entry.reqid).and_then(|m| m.client());
                     let created = l.journaled_reply(entry.reqid).and_then(|j| j.created);
                     let ev = wire::to_log_event_with_created(entry, l.cache(), client, created)?;
+                    self.replay_turn_over(r, entry.reqid);
                     if let Err(err) = self.journals[r as usize].submit(seq, ev.to_payload()) {
                         // A failed journal never writes it, so it is never reported safe.
                         tracing::warn!(rank = r, error = %err, "journal submit refused");
@@ -507,6 +551,7 @@ impl<T: Transport> Cluster<T> {
                     } else if self.client_unsafe.contains_key(&(r, reqid)) {
                         self.early_replies.insert((r, reqid), result.ok().flatten());
                     }
+                    self.replay_turn_over(r, reqid);
                     if let Some(set) = self.replaying.get_mut(r as usize)
                         && set.remove(&reqid)
                         && set.is_empty()
@@ -523,6 +568,13 @@ impl<T: Transport> Cluster<T> {
                     self.early_replies.retain(|k, _| k.0 != r || unsafe_reqs.contains_key(k));
                     let before = self.replaying[r as usize].len();
                     self.replaying[r as usize].retain(|q| unsafe_reqs.contains_key(&(r, *q)));
+                    self.replay_queue[r as usize].retain(|q| q.client != client);
+                    // A replay the eviction killed before it journaled gives up its turn.
+                    if let Some(q) = self.replay_current[r as usize]
+                        && !self.replaying[r as usize].contains(&q)
+                    {
+                        self.replay_turn_over(r, q);
+                    }
                     replay_done |= before > 0 && self.replaying[r as usize].is_empty();
                     self.journal_durable(r, &wire::session_event(client, false));
                     self.outputs.push(Output { rank: r, effect: e });
@@ -533,6 +585,7 @@ impl<T: Transport> Cluster<T> {
         if self.auto_safe && self.unsafe_entries(r) > 0 {
             self.make_safe(r)?;
         }
+        self.next_replay(r)?;
         if replay_done {
             // Clientreplay is over: the requests held back run now, in arrival order.
             while let Some(req) = self.deferred[r as usize].pop_front() {
@@ -540,6 +593,16 @@ impl<T: Transport> Cluster<T> {
             }
         }
         Ok(())
+    }
+
+    /// Rank `r`'s current replay `reqid` got as far as Ceph's `journal_and_reply` (or was
+    /// answered, forwarded or killed): the next replay may start.
+    fn replay_turn_over(&mut self, r: Rank, reqid: ReqId) {
+        if let Some(cur) = self.replay_current.get_mut(r as usize)
+            && *cur == Some(reqid)
+        {
+            *cur = None;
+        }
     }
 
     /// Makes every submitted entry of rank `r` safe: writes and syncs them to its journal in
@@ -736,6 +799,8 @@ impl<T: Transport> Cluster<T> {
         // Held-back requests stay in `client_unsafe`: the clients re-send them after restart.
         self.replaying[r as usize].clear();
         self.deferred[r as usize].clear();
+        self.replay_current[r as usize] = None;
+        self.replay_queue[r as usize].clear();
         self.down.insert(r);
         let mut keep = Vec::new();
         while let Some((from, to, msg)) = self.net.next() {

@@ -911,6 +911,19 @@ impl Sim {
             return Ok(());
         }
         let first = self.model_log.iter().position(|(q, _, _)| lost.contains(q)).unwrap_or(usize::MAX);
+        // Inode numbers a lost request created: the first reply naming a number is its
+        // creation, since inode numbers are never reused.
+        let mut named = BTreeSet::new();
+        let mut lost_inos = BTreeSet::new();
+        for (q, op, reply) in &self.model_log {
+            if let Ok(Some(ino)) = reply.result
+                && named.insert(ino)
+                && lost.contains(q)
+                && matches!(op, Op::Mkdir { .. } | Op::Create { .. })
+            {
+                lost_inos.insert(ino);
+            }
+        }
         self.model_log.retain(|(q, _, _)| !lost.contains(q));
         // The dead client's own later answers may rest on its lost changes. Other clients
         // cannot read a lost change (its xlocks and wrlocks are held until it is safe), but
@@ -921,6 +934,16 @@ impl Sim {
         let mut model = Model::new();
         let mut kept = Vec::with_capacity(self.model_log.len());
         for (i, (q, op, reply)) in std::mem::take(&mut self.model_log).into_iter().enumerate() {
+            // A read of a lost inode, or a non-exclusive create that opened it (same client:
+            // only it could see the change before it was safe), changed nothing: without the
+            // lost create the model would take the open for a second creation.
+            let opened_lost = matches!(reply.result, Ok(Some(ino)) if lost_inos.contains(&ino))
+                && (!op.is_write() || matches!(op, Op::Create { excl: false, .. }));
+            if i >= first && opened_lost {
+                self.trace
+                    .event(json!({"step": self.step, "ev": "answer_rested_on_lost_change", "req": q.0}));
+                continue;
+            }
             let mut trial = model.clone();
             match trial.apply(&op, &reply) {
                 Ok(()) => {
@@ -1194,6 +1217,10 @@ impl Sim {
                     } else if !self.dead.iter().any(|d| d.client == client) {
                         self.dead.push(DeadSession { client, evict_at_ms: self.now_ms });
                     }
+                    // The eviction killed the client's replays that had not journaled yet:
+                    // they leave the pending set before the replies that follow it are
+                    // checked.
+                    self.forget_killed_replays();
                 }
                 Effect::Forward { .. } => self.out.forwards += 1,
                 _ => {}
@@ -1389,8 +1416,11 @@ impl Sim {
             .collect()
     }
 
+    /// Nothing left to do, and no rank down: a failed rank's stand-in cache is empty until
+    /// its restart, so the final checks wait for it.
     fn quiet(&self) -> bool {
-        self.outstanding().is_empty()
+        !self.any_rank_down()
+            && self.outstanding().is_empty()
             && self.cluster.transport().in_flight() == 0
             && self.unsafe_total() == 0
             && self.dead.is_empty()
