@@ -924,8 +924,11 @@ impl Sim {
                 lost_inos.insert(ino);
             }
         }
+        let owners: BTreeSet<ClientId> =
+            self.model_log.iter().filter(|(q, _, _)| lost.contains(q)).map(|(_, _, r)| r.client).collect();
         self.model_log.retain(|(q, _, _)| !lost.contains(q));
-        // The dead client's own later answers may rest on its lost changes. Other clients
+        // The same client's own later answers may rest on its removed changes (a rename of
+        // its unsafe file onto itself succeeds at once, journaling nothing). Other clients
         // cannot read a lost change (its xlocks and wrlocks are held until it is safe), but
         // an error can be decided on projected state before any lock is taken:
         // Ceph's rmdir answers ENOTEMPTY from the projected fragstat of a directory someone
@@ -950,7 +953,10 @@ impl Sim {
                     model = trial;
                     kept.push((q, op, reply));
                 }
-                Err(_) if i >= first && (reply.result.is_err() || !op.is_write()) => {
+                Err(_)
+                    if i >= first
+                        && (reply.result.is_err() || !op.is_write() || owners.contains(&reply.client)) =>
+                {
                     self.trace
                         .event(json!({"step": self.step, "ev": "answer_rested_on_lost_change", "req": q.0}));
                 }
