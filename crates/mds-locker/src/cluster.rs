@@ -55,14 +55,27 @@
 //!    led commit or roll back by `r`'s journal (`Locker::resolve_witnessed`), and `r`'s
 //!    EUpdates with peers and no ECommitted wait for those witnesses' COMMITTED
 //!    (`Locker::resolve_uncommitted_leader`).
-//! 2. *rejoin, locks*: each survivor reports the remote xlocks / wrlocks its leader requests
+//! 2. *strong rejoin of scatterlocks*: each survivor reports its replicas of `r`'s
+//!    dirfragtree / file / nest locks that are in a MIX-family state or wrlocked
+//!    (`Locker::rejoin_scatter_states`); `r` then takes MIX for them (`rejoin_scatter`), as
+//!    Ceph's auth infers its scatterlock state from the replicas' strong rejoins, so the
+//!    replicas' wrlocks stay legal.
+//! 3. *rejoin, locks*: each survivor reports the remote xlocks / wrlocks its leader requests
 //!    hold on `r`'s objects; `r` re-acquires them as peer requests led by that survivor.
-//! 3. *rejoin, replicas*: each survivor reports its replicas of `r`'s objects; `r` re-adds
-//!    them and answers with its lock states, which the survivor adopts. Then the same for
-//!    the replicas `r` itself replayed (ancestors of its subtree roots), from their auths.
-//! 4. `r` journals a fresh ESubtreeMap; survivors get `Event::RankActive`; clients re-send the
-//!    requests `r` had not safely answered (the completed-request table answers those whose
-//!    update was durable; the others run again, once).
+//! 4. *rejoin, replicas*: each survivor reports its replicas of `r`'s objects; `r` re-adds
+//!    them (inventing, null, a dentry it no longer has, as Ceph's strong rejoin does) and
+//!    answers with its lock states and, for dentries, linkage, which the survivor adopts (the
+//!    lock data that carried the last linkage may have died in flight with `r`). Then the
+//!    same for the replicas `r` itself replayed (ancestors of its subtree roots), from their
+//!    auths.
+//! 5. `r` journals a fresh ESubtreeMap; survivors get `Event::RankActive`. *Clientreplay*:
+//!    live clients replay the requests `r` had answered unsafely, first and one at a time
+//!    (each once the previous one journaled, as Ceph's `queue_one_replay`), with the inode
+//!    numbers those replies named (`Locker::expect_replay` reserves them) and no second early
+//!    reply; requests `r` had not answered at all are re-sent after every replay is
+//!    answered, and new requests wait until then. The completed-request table answers those
+//!    whose update was durable. A client that died (`client_gone`) replays nothing: its
+//!    unsafe changes are lost, as in Ceph.
 //!
 //! Simplified compared with Ceph:
 //! * No mdsmap, no standby takeover, no states (REPLAY, RESOLVE, RECONNECT, REJOIN,
@@ -79,17 +92,18 @@
 //!   handled.
 //! * Reconnect is not modelled: clients' capabilities on the failed rank are lost (Ceph's
 //!   clients re-send their caps and `choose_lock_state` picks lock states from them), and
-//!   the restarted rank's locks start in their initial states. Clients only re-send unsafe
-//!   requests, in request-id order, without Ceph's replay-before-new-requests ordering or
-//!   disabling early replies for replayed requests.
+//!   the restarted rank's locks start in their initial states, except scatterlocks its
+//!   replicas hold in MIX. Only scatterlock states come from the replicas (Ceph's strong
+//!   rejoin also reports each replica's simple locks and dirty scatter data flags).
 //! * Rejoin re-acquires a remote xlock by setting the auth's lock to XLOCK (XLOCKDONE if the
 //!   leader had marked it done) and a remote wrlock by moving a stable lock that forbids it to
 //!   LOCK; the implicit versionlock xlock a peer xlock takes is not re-taken. Remote auth pins
 //!   are not re-sent (the re-created peer request pins the locked object itself), and the
 //!   leader forgets those it had on the failed rank. Scatterlocks do not keep the failed
 //!   rank in a MIX-family gather, and no lock is marked `need_recover`.
-//! * A replica the auth no longer has (possible only for objects that were never journaled,
-//!   e.g. built with `cache_mut`) is left in the holder's cache instead of being trimmed.
+//! * A replica inode or dirfrag the auth no longer has (possible only for objects that were
+//!   never journaled, e.g. built with `cache_mut`) is left in the holder's cache instead of
+//!   being trimmed; a missing dentry is invented null at the auth.
 //! * The restarted rank re-discovers, on traversal, any replica it held only in memory.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
