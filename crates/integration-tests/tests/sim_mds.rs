@@ -45,6 +45,51 @@ const EIO_REGRESSION_SEEDS: &[u64] = &[517, 706, 876, 925, 1059, 1231, 1641, 178
 /// 1059 above.
 const RANK_FAILURE_REGRESSION_SEEDS: &[u64] = &[413, 707, 845, 1059];
 
+/// Seeds that once failed with a plain rank crash (`--faults all,rank-crash`), kept forever:
+/// * one rank, 10, 15, 49, 74, 104, 181, 199: an unsafe create's inode number went to another
+///   request after the crash; Ceph's client replays the request with the number and the MDS
+///   keeps it (mds §6.6 client replay, `Locker::expect_replay`).
+/// * one rank, 179: a replayed setxattr ran after requests that had never been answered, so
+///   it met the file a later create made; replays go first (CLIENTREPLAY).
+/// * one rank, 48, 206: the namespace was compared with the model while a replay that the
+///   model had already counted had not committed again (simulator).
+/// * one rank, 858: a deferred request of a client evicted meanwhile was still handed to the
+///   rank, which refused it for want of a session.
+/// * two ranks, 5, 6, 9, 52, 55, 59: the restarted auth of a directory's file and nest
+///   locks started in SYNC while its replica held wrlocks under MIX; Ceph's strong rejoin
+///   makes the auth MIX from the replica's report (mds §4.12, §4.13, `rejoin_scatter`).
+/// * two ranks, 56: a replica dentry kept a stale null linkage whose update died in flight
+///   with the auth; the rejoin ack carries linkage.
+/// * two ranks, 54: a replica null dentry the restarted auth no longer had was left out of
+///   its replica set, so the next create never reached it; the auth invents it null.
+/// * two ranks, 151: a discover answered ENOENT for a name whose unsafe create was waiting
+///   to be replayed; the model counted the create at its early reply (simulator: such a
+///   change takes effect at its replay, `Pending::reapply`).
+/// * two ranks, 220: a dead client's forwarded request was re-sent after the crash.
+const RANK_CRASH_REGRESSION_SEEDS: &[(u32, u64)] = &[
+    (1, 10),
+    (1, 15),
+    (1, 48),
+    (1, 49),
+    (1, 74),
+    (1, 104),
+    (1, 179),
+    (1, 181),
+    (1, 199),
+    (1, 206),
+    (1, 858),
+    (2, 5),
+    (2, 6),
+    (2, 9),
+    (2, 52),
+    (2, 54),
+    (2, 55),
+    (2, 56),
+    (2, 59),
+    (2, 151),
+    (2, 220),
+];
+
 fn run_batch(seeds: impl Iterator<Item = u64>, base: SimConfig) -> Vec<SimOutcome> {
     let started = Instant::now();
     let mut failures = Vec::new();
@@ -111,6 +156,16 @@ fn mds_sim_regression_seeds_every_rank_failure_mds_s6_6() {
         RANK_FAILURE_REGRESSION_SEEDS.iter().copied(),
         SimConfig { ranks: 1, faults, ..SimConfig::default() },
     );
+}
+
+#[test]
+fn mds_sim_regression_seeds_rank_crash_mds_s6_6() {
+    let faults = Faults::parse("all,rank-crash").expect("fault list");
+    for ranks in [1, 2] {
+        let seeds = RANK_CRASH_REGRESSION_SEEDS.iter().filter(|(r, _)| *r == ranks).map(|(_, s)| *s);
+        let outs = run_batch(seeds, SimConfig { ranks, faults, ..SimConfig::default() });
+        assert!(outs.iter().all(|o| o.rank_crashes == 1), "every seed's rank crash struck");
+    }
 }
 
 /// CI-sized batch of single-rank runs that each fail their rank once (crash, crash in the
