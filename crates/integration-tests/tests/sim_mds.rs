@@ -90,6 +90,20 @@ const RANK_CRASH_REGRESSION_SEEDS: &[(u32, u64)] = &[
     (2, 220),
 ];
 
+/// Seeds that once failed with two ranks and every rank failure class
+/// (`--ranks 2 --faults all,torn,eio,rank-crash`), kept forever: 74, 227, 288, 351, 527, 592,
+/// 626, 759, 848, 920, 989: `Cluster::crash` dropped only the messages the simulator's
+/// transport already had due, so lock messages the failed rank's old incarnation had sent
+/// (LOCK, SYNC, LOCKACK) were delivered after its restart and contradicted the lock states
+/// rejoin had set (mds §6.6: a failed rank's connections are reset; `Transport::drop_rank`).
+const TWO_RANK_FAILURE_REGRESSION_SEEDS: &[u64] = &[74, 227, 288, 351, 527, 592, 626, 759, 848, 920, 989];
+
+/// Seeds that once failed with two ranks and rank crashes (`--ranks 2 --faults
+/// all,rank-crash`), kept forever: 36, 305, 311, 322, 986 as the seeds above; 20: a dead
+/// client's rename of a name onto itself, answered on its own lost unsafe mkdir, was taken
+/// by the rebuilt model for a change (simulator).
+const TWO_RANK_CRASH_REGRESSION_SEEDS: &[u64] = &[20, 36, 305, 311, 322, 986];
+
 fn run_batch(seeds: impl Iterator<Item = u64>, base: SimConfig) -> Vec<SimOutcome> {
     let started = Instant::now();
     let mut failures = Vec::new();
@@ -166,6 +180,26 @@ fn mds_sim_regression_seeds_rank_crash_mds_s6_6() {
         let outs = run_batch(seeds, SimConfig { ranks, faults, ..SimConfig::default() });
         assert!(outs.iter().all(|o| o.rank_crashes == 1), "every seed's rank crash struck");
     }
+}
+
+#[test]
+fn mds_sim_two_rank_regression_seeds_every_rank_failure_mds_s6_6() {
+    let faults = Faults::parse("all,torn,eio,rank-crash").expect("fault list");
+    let outs = run_batch(
+        TWO_RANK_FAILURE_REGRESSION_SEEDS.iter().copied(),
+        SimConfig { ranks: 2, faults, ..SimConfig::default() },
+    );
+    assert!(outs.iter().all(|o| o.rank_crashes == 1), "every seed failed a rank once");
+}
+
+#[test]
+fn mds_sim_two_rank_regression_seeds_rank_crash_mds_s6_6() {
+    let faults = Faults::parse("all,rank-crash").expect("fault list");
+    let outs = run_batch(
+        TWO_RANK_CRASH_REGRESSION_SEEDS.iter().copied(),
+        SimConfig { ranks: 2, faults, ..SimConfig::default() },
+    );
+    assert!(outs.iter().all(|o| o.rank_crashes == 1), "every seed crashed a rank once");
 }
 
 /// CI-sized batch of single-rank runs that each fail their rank once (crash, crash in the
