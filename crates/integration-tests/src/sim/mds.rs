@@ -357,6 +357,20 @@ impl Transport for SimNet {
     fn in_flight(&self) -> usize {
         self.conns.values().map(VecDeque::len).sum()
     }
+
+    /// Every queued message of a failed rank's connections, due or not (the default,
+    /// draining `next`, would miss those still delayed).
+    fn drop_rank(&mut self, r: Rank) -> usize {
+        let mut dropped = 0;
+        self.conns.retain(|(from, to), q| {
+            let dead = *from == r || *to == r;
+            if dead {
+                dropped += q.len();
+            }
+            !dead
+        });
+        dropped
+    }
 }
 
 // ---- clients --------------------------------------------------------------------------------
