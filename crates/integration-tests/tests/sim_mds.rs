@@ -104,6 +104,20 @@ const TWO_RANK_FAILURE_REGRESSION_SEEDS: &[u64] = &[74, 227, 288, 351, 527, 592,
 /// by the rebuilt model for a change (simulator).
 const TWO_RANK_CRASH_REGRESSION_SEEDS: &[u64] = &[20, 36, 305, 311, 322, 986];
 
+/// Seeds that once failed on three ranks with `--faults all,rank-crash` (mds §6.6):
+/// * 389 ("dirfrag replica before its inode"), 964: a message the failed rank had sent,
+///   still delayed in the transport, survived the crash (the drain only saw messages
+///   already due) and reached a peer after the restart; now `Transport::drop_rank`.
+/// * 388, 418: a survivor's discover lost with the failed rank stayed pending forever,
+///   because the rank it had gone to was recomputed from a cache a later reply had
+///   changed; now the target is recorded when the discover is sent (`discover_to`).
+const THREE_RANK_FAILURE_REGRESSION_SEEDS: &[u64] = &[388, 389, 418, 964];
+
+/// Seeds that once failed on three ranks with `--faults all,torn,eio,rank-crash`, for the
+/// same two causes: 228 (a dentry left in SYNC_LOCK) and 402 ("dentry replica before its
+/// dirfrag") by a stale pre-crash message, 181 and 599 by a lost discover never retried.
+const THREE_RANK_EVERY_FAILURE_REGRESSION_SEEDS: &[u64] = &[181, 228, 402, 599];
+
 fn run_batch(seeds: impl Iterator<Item = u64>, base: SimConfig) -> Vec<SimOutcome> {
     let started = Instant::now();
     let mut failures = Vec::new();
@@ -200,6 +214,24 @@ fn mds_sim_two_rank_regression_seeds_rank_crash_mds_s6_6() {
         SimConfig { ranks: 2, faults, ..SimConfig::default() },
     );
     assert!(outs.iter().all(|o| o.rank_crashes == 1), "every seed crashed a rank once");
+}
+
+#[test]
+fn mds_sim_three_rank_regression_seeds_rank_failure_mds_s6_6() {
+    let faults = Faults::parse("all,rank-crash").expect("fault list");
+    run_batch(
+        THREE_RANK_FAILURE_REGRESSION_SEEDS.iter().copied(),
+        SimConfig { ranks: 3, faults, ..SimConfig::default() },
+    );
+}
+
+#[test]
+fn mds_sim_three_rank_regression_seeds_every_rank_failure_mds_s6_6() {
+    let faults = Faults::parse("all,torn,eio,rank-crash").expect("fault list");
+    run_batch(
+        THREE_RANK_EVERY_FAILURE_REGRESSION_SEEDS.iter().copied(),
+        SimConfig { ranks: 3, faults, ..SimConfig::default() },
+    );
 }
 
 /// CI-sized batch of single-rank runs that each fail their rank once (crash, crash in the

@@ -971,14 +971,13 @@ impl Sim {
                     model = trial;
                     kept.push((q, op, reply));
                 }
-<<<<<<< HEAD
                 Err(_)
                     if i >= first
-                        && (reply.result.is_err() || !op.is_write() || owners.contains(&reply.client)) =>
+                        && (reply.result.is_err()
+                            || !op.is_write()
+                            || self_rename
+                            || owners.contains(&reply.client)) =>
                 {
-=======
-                Err(_) if i >= first && (reply.result.is_err() || !op.is_write() || self_rename) => {
->>>>>>> rj2
                     self.trace
                         .event(json!({"step": self.step, "ev": "answer_rested_on_lost_change", "req": q.0}));
                 }

@@ -161,6 +161,10 @@ pub struct Locker {
     lock_sets: BTreeMap<ReqId, Vec<(LockId, u8)>>,
     /// Discovers in flight: (directory, name) → requests waiting for the reply.
     pub(crate) discovering: BTreeMap<(Ino, String), Vec<ReqId>>,
+    /// The rank each discover in `discovering` went to. Recomputing it from the cache at a
+    /// rank failure is wrong once another reply moved the directory's frag auth: the lost
+    /// discover then stayed pending forever (simulator, 3 ranks, rank-crash, seed 388).
+    pub(crate) discover_to: BTreeMap<(Ino, String), Rank>,
     /// Requests told by a discover reply that the name they traverse does not exist.
     pub(crate) discover_missing: BTreeMap<ReqId, (Ino, String)>,
     /// Peer ranks that failed and are not active again (`Event::RankDown` until
@@ -204,6 +208,7 @@ impl Locker {
             flock_waiting: BTreeMap::new(),
             lock_sets: BTreeMap::new(),
             discovering: BTreeMap::new(),
+            discover_to: BTreeMap::new(),
             replay_inos: BTreeMap::new(),
             discover_missing: BTreeMap::new(),
             peers_down: std::collections::BTreeSet::new(),

@@ -130,16 +130,19 @@ impl Locker {
             m.remote_auth_pins.retain(|_, r| *r != down);
         }
         // Discovers sent to it are lost with it.
-        let lost: Vec<(crate::ids::Ino, String)> = self
-            .discovering
-            .keys()
-            .filter(|(dir, _)| self.discover_target(*dir) == Some(down))
-            .cloned()
-            .collect();
+        let lost: Vec<(crate::ids::Ino, String)> =
+            self.discovering.keys().filter(|k| self.discover_went_to(k) == Some(down)).cloned().collect();
         for k in lost {
             self.discovering.remove(&k);
+            self.discover_to.remove(&k);
         }
         Ok(())
+    }
+
+    /// The rank a pending discover was sent to: as recorded when it went out, else as
+    /// `discover_dentry` would pick it now.
+    fn discover_went_to(&self, k: &(crate::ids::Ino, String)) -> Option<Rank> {
+        self.discover_to.get(k).copied().or_else(|| self.discover_target(k.0))
     }
 
     /// The rank a discover in `dir` goes to (as `discover_dentry` picks it).
@@ -157,14 +160,11 @@ impl Locker {
         self.peers_down.remove(&up);
         // Discovers sent to it while it was down were dropped with it: their requests run
         // again below and ask anew (found by the simulator: 2 ranks, rank-crash, seed 1).
-        let lost: Vec<(crate::ids::Ino, String)> = self
-            .discovering
-            .keys()
-            .filter(|(dir, _)| self.discover_target(*dir) == Some(up))
-            .cloned()
-            .collect();
+        let lost: Vec<(crate::ids::Ino, String)> =
+            self.discovering.keys().filter(|k| self.discover_went_to(k) == Some(up)).cloned().collect();
         for k in lost {
             self.discovering.remove(&k);
+            self.discover_to.remove(&k);
         }
         let discovering: std::collections::BTreeSet<ReqId> =
             self.discovering.values().flatten().copied().collect();

@@ -150,6 +150,7 @@ impl Locker {
             waiting.push(reqid);
         }
         if first {
+            self.discover_to.insert((dir_ino, name.to_string()), to);
             self.send(to, MdsMessage::Discover(Discover { dir: dir_ino, name: name.to_string() }));
         }
         self.mark_event(reqid, "waiting for discover");
@@ -262,6 +263,7 @@ impl Locker {
     /// fails them with ENOENT on retry).
     fn handle_discover_reply(&mut self, from: Rank, r: DiscoverReply) -> Result<(), LockerError> {
         self.apply_replicas(from, r.bundle)?;
+        self.discover_to.remove(&(r.dir, r.name.clone()));
         let waiting = self.discovering.remove(&(r.dir, r.name.clone())).unwrap_or_default();
         for reqid in waiting {
             if !self.requests.contains_key(&reqid) {
