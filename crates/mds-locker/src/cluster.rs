@@ -263,9 +263,13 @@ pub struct Cluster<T: Transport = FifoTransport> {
     /// Client requests sent to a rank that have not had their safe reply: what clients
     /// re-send after that rank restarts.
     client_unsafe: BTreeMap<(Rank, ReqId), ClientRequest>,
-    /// Requests still in `client_unsafe` that had an unsafe reply, with the inode it named:
-    /// after the rank fails the client replays them first, with that number.
-    early_replies: BTreeMap<(Rank, ReqId), Option<Ino>>,
+    /// Requests still in `client_unsafe` that had an unsafe reply: the order of that reply
+    /// and the inode it named. After the rank fails the client replays them first, in the
+    /// order the replies came (Ceph's client keeps its unsafe requests in that order, which
+    /// is the order they took effect), with that number.
+    early_replies: BTreeMap<(Rank, ReqId), (u64, Option<Ino>)>,
+    /// Counts unsafe replies, to order `early_replies`.
+    early_seq: u64,
     /// Per rank: replayed requests not answered yet (Ceph's CLIENTREPLAY state; new requests
     /// wait in `deferred` until it is empty).
     replaying: Vec<BTreeSet<ReqId>>,
@@ -319,6 +323,7 @@ impl<T: Transport> Cluster<T> {
             down: BTreeSet::new(),
             client_unsafe: BTreeMap::new(),
             early_replies: BTreeMap::new(),
+            early_seq: 0,
             replaying: vec![BTreeSet::new(); count],
             deferred: vec![VecDeque::new(); count],
             gone_clients: BTreeSet::new(),
@@ -592,7 +597,8 @@ impl<T: Transport> Cluster<T> {
                         self.client_unsafe.remove(&(r, reqid));
                         self.early_replies.remove(&(r, reqid));
                     } else if self.client_unsafe.contains_key(&(r, reqid)) {
-                        self.early_replies.insert((r, reqid), result.ok().flatten());
+                        self.early_seq += 1;
+                        self.early_replies.insert((r, reqid), (self.early_seq, result.ok().flatten()));
                     }
                     self.replay_turn_over(r, reqid);
                     if let Some(set) = self.replaying.get_mut(r as usize)
@@ -1033,10 +1039,11 @@ impl<T: Transport> Cluster<T> {
         // Clientreplay: the requests that had an unsafe reply go first, keeping the inode
         // numbers those replies named (reserved before any request runs); the others are
         // re-sent as new requests once every replay is answered (Ceph's CLIENTREPLAY state).
-        let (replays, others): (Vec<ClientRequest>, Vec<ClientRequest>) =
+        let (mut replays, others): (Vec<ClientRequest>, Vec<ClientRequest>) =
             resend.into_iter().partition(|q| self.early_replies.contains_key(&(r, q.reqid)));
+        replays.sort_by_key(|q| self.early_replies.get(&(r, q.reqid)).map_or(0, |e| e.0));
         for req in &replays {
-            let ino = self.early_replies.get(&(r, req.reqid)).copied().flatten();
+            let ino = self.early_replies.get(&(r, req.reqid)).and_then(|e| e.1);
             self.ranks[r as usize].expect_replay(req.reqid, ino);
             self.replaying[r as usize].insert(req.reqid);
         }
