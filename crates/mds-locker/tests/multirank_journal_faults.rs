@@ -5,53 +5,18 @@
 //! journal is refused rather than cut (mds §6.4).
 
 use mds_journal::{CrashMode, LogEvent};
-use mds_locker::cluster::{Cluster, ClusterError, Output, Transport};
-use mds_locker::cooperative::CooperativeClients;
+use mds_locker::cluster::{Cluster, ClusterError, Transport};
 use mds_locker::invariants::check_cluster;
 use mds_locker::rank_journal::{DeviceFault, RankJournalError};
 use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op, ReqId};
+
+mod multirank_support;
+use multirank_support::{drive, open_session, safe_result};
 
 const CLIENT: u64 = 2;
 
 fn path(p: &str) -> FilePath {
     FilePath::new(Ino::ROOT, p)
-}
-
-fn open_session(c: &mut Cluster, rank: u32, client: u64) {
-    if !c.rank(rank).sessions().any(|s| s.client() == client) {
-        c.handle(rank, Event::SessionOpen { client }).unwrap();
-    }
-}
-
-/// Delivers messages (flushing journals with `safe`) and answers cap revokes as a cooperative
-/// client does; returns every output.
-fn drive(c: &mut Cluster, safe: bool) -> Vec<Output> {
-    let mut out = Vec::new();
-    let mut clients = CooperativeClients::new();
-    for _ in 0..100 {
-        if safe {
-            c.settle().unwrap();
-        } else {
-            c.run().unwrap();
-        }
-        let batch = c.take_outputs();
-        let answers = clients.answers(&batch);
-        out.extend(batch);
-        if answers.is_empty() {
-            break;
-        }
-        for (r, ev) in answers {
-            c.handle(r, ev).unwrap();
-        }
-    }
-    out
-}
-
-fn safe_result(out: &[Output], reqid: u64) -> Option<Result<Option<Ino>, Errno>> {
-    out.iter().find_map(|o| match &o.effect {
-        Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-        _ => None,
-    })
 }
 
 fn send(c: &mut Cluster, rank: u32, reqid: u64, op: Op) {

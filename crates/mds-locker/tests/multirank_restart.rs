@@ -5,7 +5,6 @@
 use lock_sm::LockType;
 use mds_journal::LogEvent;
 use mds_locker::cluster::{Cluster, Output, Transport};
-use mds_locker::cooperative::CooperativeClients;
 use mds_locker::invariants::check_cluster;
 use mds_locker::mutation::XLOCK;
 use mds_locker::{
@@ -13,50 +12,16 @@ use mds_locker::{
     Op, ReqId, SetAttr,
 };
 
+mod multirank_support;
+use multirank_support::{drive, open_session, safe_result};
+
 fn path(p: &str) -> FilePath {
     FilePath::new(Ino::ROOT, p)
-}
-
-fn open_session(c: &mut Cluster, rank: u32, client: u64) {
-    if !c.rank(rank).sessions().any(|s| s.client() == client) {
-        c.handle(rank, Event::SessionOpen { client }).unwrap();
-    }
 }
 
 /// Answers every cap revoke at once (a cooperative client) until none is left.
 fn settle_with_caps(c: &mut Cluster) -> Vec<Output> {
     drive(c, true)
-}
-
-/// Delivers messages (and makes journal entries safe with `safe`), answering cap revokes and
-/// returning leases as a cooperative client does.
-fn drive(c: &mut Cluster, safe: bool) -> Vec<Output> {
-    let mut out = Vec::new();
-    let mut clients = CooperativeClients::new();
-    for _ in 0..100 {
-        if safe {
-            c.settle().unwrap();
-        } else {
-            c.run().unwrap();
-        }
-        let batch = c.take_outputs();
-        let answers = clients.answers(&batch);
-        out.extend(batch);
-        if answers.is_empty() {
-            break;
-        }
-        for (r, ev) in answers {
-            c.handle(r, ev).unwrap();
-        }
-    }
-    out
-}
-
-fn safe_result(out: &[Output], reqid: u64) -> Option<Result<Option<Ino>, Errno>> {
-    out.iter().find_map(|o| match &o.effect {
-        Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-        _ => None,
-    })
 }
 
 /// Runs a request to its safe reply.

@@ -1265,6 +1265,18 @@ impl Sim {
         }
     }
 
+    /// Applies a request's change to the model where it takes effect, logging it for a later
+    /// rebuild; a mismatch is a violation of `invariant`.
+    fn apply_to_model(&mut self, rank: Rank, op: Op, reply: &Reply, invariant: &'static str) {
+        match self.model.apply(&op, reply) {
+            Ok(()) => self.model_log.push((reply.reqid, op, reply.clone())),
+            Err(e) => {
+                let v = self.violation(invariant, format!("{} {:?} from rank {rank}: {e}", reply.reqid, op));
+                self.record(v);
+            }
+        }
+    }
+
     fn reply(&mut self, rank: Rank, reply: Reply) {
         self.trace.event(json!({
             "step": self.step, "ev": "reply", "rank": rank, "req": reply.reqid.0, "client": reply.client,
@@ -1288,16 +1300,7 @@ impl Sim {
             }
             let op = p.op.clone();
             // The first reply is where the request takes effect in the model.
-            match self.model.apply(&op, &reply) {
-                Ok(()) => self.model_log.push((reply.reqid, op, reply.clone())),
-                Err(e) => {
-                    let v = self.violation(
-                        "first replies match the sequential model (§4.18, §5.2)",
-                        format!("{} {:?} from rank {rank}: {e}", reply.reqid, op),
-                    );
-                    self.record(v);
-                }
-            }
+            self.apply_to_model(rank, op, &reply, "first replies match the sequential model (§4.18, §5.2)");
         }
         if let Some(p) = self.pending.get_mut(&reply.reqid)
             && p.reapply
@@ -1305,16 +1308,12 @@ impl Sim {
             // The replay committed: this is where the change happens now.
             p.reapply = false;
             let op = p.op.clone();
-            match self.model.apply(&op, &reply) {
-                Ok(()) => self.model_log.push((reply.reqid, op, reply.clone())),
-                Err(e) => {
-                    let v = self.violation(
-                        "replayed requests match the sequential model (§4.18, §6.6)",
-                        format!("{} {:?} from rank {rank}: {e}", reply.reqid, op),
-                    );
-                    self.record(v);
-                }
-            }
+            self.apply_to_model(
+                rank,
+                op,
+                &reply,
+                "replayed requests match the sequential model (§4.18, §6.6)",
+            );
         }
         let (first, op) = match self.pending.get(&reply.reqid) {
             Some(p) => {
