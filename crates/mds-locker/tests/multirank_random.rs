@@ -36,7 +36,7 @@
 //! starts elsewhere, `MDS_LOCKER_REPORT=1` prints outcome counts.
 
 #[allow(dead_code)]
-mod model;
+use mds_model as model;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::panic::{AssertUnwindSafe, catch_unwind};

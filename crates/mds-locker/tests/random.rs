@@ -21,7 +21,7 @@
 //! failed with each error.
 
 mod common;
-mod model;
+use mds_model as model;
 
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};

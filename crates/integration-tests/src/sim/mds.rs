@@ -20,7 +20,7 @@
 //! [`grants_permitted_by_table`] (every grant, checked at the moment it was decided, from the
 //! Locker's lock events), [`safe_reply_repeats_and_persists`] and
 //! [`namespace_matches_model`] (checked whenever no journal entry is outstanding on any rank).
-//! Every first reply is also checked against the sequential model (`mds_model`).
+//! Every first reply is also checked against the sequential model (the `mds-model` crate, shared with mds-locker's randomized tests).
 //!
 //! The run has two phases (STYLE.md): a *safety* phase with faults and random work, then a
 //! *liveness* phase with faults off and no new requests, in which within [`LIVENESS_STEPS`]
@@ -65,9 +65,9 @@ use mds_locker::{
 };
 use serde_json::json;
 
-use super::mds_model::{Kind, Model};
 use super::trace::Trace;
 use super::{Prng, Violation};
+use mds_model::{Kind, Model};
 
 /// Steps the liveness phase may take before a leftover request, lock or message is a violation.
 pub const LIVENESS_STEPS: u64 = 4_000;
@@ -966,7 +966,7 @@ impl Sim {
                 continue;
             }
             let mut trial = model.clone();
-            match trial.apply(&op, &reply) {
+            match trial.apply(reply.client, &op, &reply) {
                 Ok(()) => {
                     model = trial;
                     kept.push((q, op, reply));
@@ -1268,7 +1268,7 @@ impl Sim {
     /// Applies a request's change to the model where it takes effect, logging it for a later
     /// rebuild; a mismatch is a violation of `invariant`.
     fn apply_to_model(&mut self, rank: Rank, op: Op, reply: &Reply, invariant: &'static str) {
-        match self.model.apply(&op, reply) {
+        match self.model.apply(reply.client, &op, reply) {
             Ok(()) => self.model_log.push((reply.reqid, op, reply.clone())),
             Err(e) => {
                 let v = self.violation(invariant, format!("{} {:?} from rank {rank}: {e}", reply.reqid, op));

@@ -10,7 +10,6 @@
 
 pub mod invariants;
 pub mod mds;
-pub(crate) mod mds_model;
 pub mod model;
 pub mod rbd;
 pub mod trace;

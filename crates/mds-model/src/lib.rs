@@ -1,4 +1,7 @@
-//! A trivially correct sequential model of the namespace, for the randomized workload.
+//! A trivially correct sequential model of the namespace: what mds-locker's randomized tests
+//! (tests/random.rs, tests/multirank_random.rs) and the MDS simulator (integration-tests
+//! `sim::mds`) check every first reply against. One copy serves all of them, so a fix to the
+//! model reaches every suite.
 //!
 //! Each request takes effect at the moment of its first reply: the early (unsafe) reply of a
 //! journaled operation, or the only reply of anything else. Until its journal entry is safe
@@ -15,15 +18,21 @@ use mds_locker::{
     DirEntry, Errno, FileLock, FileLockKind, FileLockRule, FilePath, Ino, Op, Reply, ReplyData,
 };
 
+/// What an inode is, as far as the namespace rules care (rmdir vs unlink, rename type checks).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// A regular file.
     File,
+    /// A FIFO (mknod).
     Fifo,
+    /// A directory.
     Dir,
+    /// A symbolic link.
     Symlink,
 }
 
 impl Kind {
+    /// The `S_IFMT` bits a readdir entry of this kind carries.
     pub fn type_bits(self) -> u32 {
         match self {
             Kind::File => S_IFREG,
@@ -34,14 +43,20 @@ impl Kind {
     }
 }
 
+/// One inode of the model.
 #[derive(Debug, Clone)]
 pub struct Node {
+    /// Its type.
     pub kind: Kind,
+    /// Its link count, compared with the Locker's after a run.
     pub nlink: u32,
     /// Directories: the directory holding them; `None` for the root and removed ones.
     pub parent: Option<Ino>,
+    /// An rmdir'd directory: creates below it fail with ENOENT.
     pub removed: bool,
+    /// Directories: name → inode.
     pub entries: BTreeMap<String, Ino>,
+    /// Names of the extended attributes set.
     pub xattrs: BTreeSet<String>,
 }
 
@@ -51,8 +66,11 @@ impl Node {
     }
 }
 
-#[derive(Debug, Default)]
+/// The namespace, advanced one first reply at a time. `Clone` lets the simulator rebuild it
+/// when a rank failure loses changes that were answered early.
+#[derive(Debug, Default, Clone)]
 pub struct Model {
+    /// Every inode ever created, by number (removed ones stay with no links).
     pub nodes: BTreeMap<Ino, Node>,
     /// Whole-file flock locks: inode → (client, owner) → kind.
     pub flocks: BTreeMap<Ino, BTreeMap<(u64, u64), FileLockKind>>,
@@ -61,6 +79,7 @@ pub struct Model {
 type Res = Result<Option<Ino>, Errno>;
 
 impl Model {
+    /// An empty namespace with only the root directory.
     pub fn new() -> Model {
         let mut m = Model::default();
         m.nodes.insert(Ino::ROOT, Node::new(Kind::Dir, None));
