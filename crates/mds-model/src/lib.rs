@@ -144,6 +144,11 @@ impl Model {
         if path.components.len() != 1 {
             return Err(Errno::EINVAL);
         }
+        // An inode number nobody has (a lost unsafe mkdir's, after its rank failed): the
+        // server cannot find the base (Ceph answers a stale ino with an error, not ENOTDIR).
+        if self.node(path.base).is_none() {
+            return Err(Errno::ENOENT);
+        }
         if !self.is_dir(path.base) {
             return Err(Errno::ENOTDIR);
         }
