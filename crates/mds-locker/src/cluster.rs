@@ -306,8 +306,9 @@ impl<T: Transport> Cluster<T> {
     /// `n` ranks over the given transport. Every rank other than 0 holds a replica of the
     /// root, and rank 0 knows it.
     pub fn with_transport(n: u32, cfg: LockerConfig, net: T) -> Cluster<T> {
-        let mut ranks: Vec<Locker> =
-            (0..n.max(1)).map(|r| Locker::new(LockerConfig { rank: r, ..cfg.clone() })).collect();
+        let mut ranks: Vec<Locker> = (0..n.max(1))
+            .map(|r| Locker::new(LockerConfig { rank: r, max_mds: n.max(1), ..cfg.clone() }))
+            .collect();
         let root0 = ranks[0].cache().root();
         for r in 1..n.max(1) {
             ranks[0].cache_mut().add_replica(ObjRef::Inode(root0), r);

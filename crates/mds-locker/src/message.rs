@@ -1,5 +1,6 @@
 //! Messages between ranks: lock messages (`MLock`, §2.2, §4.12), peer requests
-//! (`MMDSPeerRequest`, §4.17) and replicas (discover replies).
+//! (`MMDSPeerRequest`, §4.17), replicas (discover replies) and the search for an inode by
+//! number (`MMDSFindIno`, §5.1).
 //!
 //! The Locker emits `Effect::Send { to, msg }` and consumes `Event::Message { from, msg }`; a
 //! transport in between (see `cluster`) carries them. Objects are named by `ObjKey` /
@@ -24,6 +25,33 @@ pub enum MdsMessage {
     Discover(Discover),
     /// `MDiscoverReply`: replicas for a discover, or word that the name does not exist.
     DiscoverReply(DiscoverReply),
+    /// `MMDSFindIno` (§5.1): the sender was handed an inode number it has no copy of.
+    FindIno(FindIno),
+    /// `MMDSFindInoReply`: where the answering rank's cache has that inode.
+    FindInoReply(FindInoReply),
+}
+
+/// `MMDSFindIno`: a rank whose cache lacks a request's base inode asks every other rank
+/// where it is, because clients name paths from any inode they were ever told about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindIno {
+    /// The asker's id for this search (replies from an older search are ignored).
+    pub tid: u64,
+    /// The inode looked for.
+    pub ino: Ino,
+}
+
+/// `MMDSFindInoReply`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FindInoReply {
+    /// The asker's `FindIno::tid`.
+    pub tid: u64,
+    /// The inode looked for (so a reply is never applied to another search).
+    pub ino: Ino,
+    /// The names from the root down to the inode, as the answering rank's cache links it;
+    /// empty when that rank has no copy (or none reachable from the root): the asker then
+    /// discovers this path itself instead of trusting anyone's replica.
+    pub path: Vec<String>,
 }
 
 /// `MDiscover` (§5.1): asks the auth of a directory's dirfrag for the dentry `name` and the
@@ -58,6 +86,8 @@ impl MdsMessage {
             MdsMessage::Replicate(_) => "replicate",
             MdsMessage::Discover(_) => "discover",
             MdsMessage::DiscoverReply(_) => "discover_reply",
+            MdsMessage::FindIno(_) => "find_ino",
+            MdsMessage::FindInoReply(_) => "find_ino_reply",
         }
     }
 }

@@ -14,6 +14,7 @@
 mod acquire;
 mod caps;
 mod eval;
+mod find_ino;
 mod flock_ops;
 mod lock_msg;
 mod locks;
@@ -51,6 +52,10 @@ use crate::mutation::{LockOp, Mutation, Phase, Projection, RDLOCK, REMOTE_WRLOCK
 pub struct LockerConfig {
     /// This rank.
     pub rank: Rank,
+    /// Active ranks, `0..max_mds` (Ceph's mdsmap `max_mds`): the ranks asked when a request
+    /// names a base inode this rank has never seen (`find_ino`). With 1, such a request
+    /// fails with ENOENT at once, as a single MDS has nobody to ask.
+    pub max_mds: u32,
     /// A client that leaves a revoke unanswered this long is evicted (`mds_session_timeout`
     /// semantics folded into one number; Ceph's default is 60 s).
     pub session_timeout_ms: u64,
@@ -84,6 +89,7 @@ impl Default for LockerConfig {
     fn default() -> Self {
         LockerConfig {
             rank: 0,
+            max_mds: 1,
             session_timeout_ms: 60_000,
             early_reply: true,
             max_dispatch_per_event: 100_000,
@@ -180,6 +186,8 @@ pub struct Locker {
     /// Requests a client will replay after this rank restarted, with the inode number their
     /// unsafe reply carried, if any (`expect_replay`).
     pub(crate) replay_inos: BTreeMap<ReqId, Option<Ino>>,
+    /// Searches for base inodes this rank lacks (`find_ino`); volatile, like Ceph's.
+    pub(crate) finds: find_ino::FindInos,
 }
 
 impl Locker {
@@ -215,6 +223,7 @@ impl Locker {
             scatter: scatter::ScatterState::default(),
             lock_events: Vec::new(),
             twophase: witness::TwoPhase::default(),
+            finds: find_ino::FindInos::default(),
         }
     }
 
@@ -346,8 +355,14 @@ impl Locker {
             Event::Message { from, msg } => self.handle_message(from, msg),
             Event::JournalSafe { upto } => self.journal_safe(upto),
             Event::Tick { now_ms } => self.tick(now_ms),
-            Event::RankDown { rank } => self.rank_down(rank),
-            Event::RankActive { rank } => self.rank_active(rank),
+            Event::RankDown { rank } => {
+                self.rank_down(rank)?;
+                self.find_ino_rank_down(rank)
+            }
+            Event::RankActive { rank } => {
+                self.rank_active(rank)?;
+                self.find_ino_rank_active(rank)
+            }
         }
     }
 
@@ -792,6 +807,7 @@ impl Locker {
         self.replies.remove(&reqid);
         self.flock_waiting.remove(&reqid);
         self.discover_missing.remove(&reqid);
+        self.find_ino_forget(reqid);
         for waiting in self.discovering.values_mut() {
             waiting.retain(|r| *r != reqid);
         }

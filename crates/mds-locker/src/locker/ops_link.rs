@@ -210,7 +210,7 @@ impl Locker {
         is_src: bool,
     ) -> Result<Step<Named>, LockerError> {
         let Some(dir) = self.cache.lookup_ino(path.base) else {
-            return Ok(Step::Fail(Errno::ENOENT));
+            return self.find_ino_for(reqid, path.base);
         };
         if !self.rdlock_snap_chain(reqid, dir, snap_bit)? {
             return Ok(Step::Wait);
@@ -424,7 +424,10 @@ impl Locker {
         }
         let (dest, targeti) = if target.depth() == 0 {
             let Some(t) = self.cache.lookup_ino(target.base) else {
-                return self.reply_error(reqid, Errno::ENOENT);
+                return match self.find_ino_for::<()>(reqid, target.base)? {
+                    Step::Fail(e) => self.reply_error(reqid, e),
+                    Step::Done(()) | Step::Wait => Ok(()),
+                };
             };
             let Some(parent) = self.cache.projected_parent_dir(t) else {
                 // A base directory has no parent to link from (and is a directory anyway).

@@ -32,7 +32,13 @@ impl Locker {
         match msg {
             MdsMessage::Replicate(bundle) => self.apply_replicas(from, bundle),
             MdsMessage::Discover(d) => self.handle_discover(from, d),
-            MdsMessage::DiscoverReply(r) => self.handle_discover_reply(from, r),
+            MdsMessage::DiscoverReply(r) => {
+                let key = (r.dir, r.name.clone());
+                self.handle_discover_reply(from, r)?;
+                self.find_ino_discovered(&key)
+            }
+            MdsMessage::FindIno(m) => self.handle_find_ino(from, m),
+            MdsMessage::FindInoReply(r) => self.handle_find_ino_reply(from, r),
             MdsMessage::Lock(m) => self.handle_lock_message(from, m),
             MdsMessage::Peer(m) => self.handle_peer_message(from, m),
         }
@@ -101,6 +107,7 @@ impl Locker {
     /// on a lock.
     pub fn waits_on_remote(&self, reqid: ReqId) -> bool {
         self.discovering.values().any(|w| w.contains(&reqid))
+            || self.waits_on_find(reqid)
             || self.requests.get(&reqid).is_some_and(|m| !m.waiting_on_peer().is_empty())
             || (!self.peers_down.is_empty()
                 && self.requests.get(&reqid).is_some_and(|m| m.phase == crate::mutation::Phase::Locking))

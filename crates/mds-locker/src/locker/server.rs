@@ -141,7 +141,8 @@ impl Locker {
         want: Want,
     ) -> Result<Step<Traversed>, LockerError> {
         let Some(base) = self.cache.lookup_ino(path.base) else {
-            return Ok(Step::Fail(Errno::ENOENT));
+            // Another rank may have it: ask them all (`find_ino`); alone, ENOENT.
+            return self.find_ino_for(reqid, path.base);
         };
         if !self.rdlock_snap_chain(reqid, base, SNAP_LOCKED)? {
             return Ok(Step::Wait);
