@@ -24,6 +24,43 @@ pub enum MdsMessage {
     Discover(Discover),
     /// `MDiscoverReply`: replicas for a discover, or word that the name does not exist.
     DiscoverReply(DiscoverReply),
+    /// New auth → replica holders: an inode a rename migrated is now auth on the sender
+    /// (see `locker::migrate`).
+    AuthChanged(AuthChanged),
+}
+
+/// Sent by the new auth of an inode a cross-rank rename migrated to every rank that
+/// replicates it (the old auth too), before any lock message of the new auth about it, so
+/// that the replica accepts the new auth's lock messages and sends its own requests there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthChanged {
+    /// The migrated inode.
+    pub ino: Ino,
+    /// Its auth before the rename (whose late messages the replica drops).
+    pub old_auth: Rank,
+    /// (lock type value, replica state) for each lock: the replica state of what the new
+    /// auth starts from. A replica rebuilt by a restart while the rename was in flight
+    /// starts from initial states the new auth does not know; this puts every copy in step.
+    pub locks: Vec<(u16, LockState)>,
+}
+
+/// What the old auth of a renamed inode hands the leader in its PREPACK (Ceph's rename
+/// `inode_export`): everything the leader needs to become auth at commit. Client caps are
+/// not carried: the exporter recalled them before freezing (see `locker::migrate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InodeExport {
+    /// The inode.
+    pub ino: Ino,
+    /// Committed content.
+    pub data: InodeData,
+    /// (lock type value, the auth's state) for each lock.
+    pub locks: Vec<(u16, LockState)>,
+    /// The ranks that replicate it (the leader among them).
+    pub replicas: std::collections::BTreeSet<Rank>,
+    /// Advisory `flock` locks.
+    pub flocks: crate::flock::FileLockTable,
+    /// POSIX `fcntl` locks.
+    pub fcntl_locks: crate::flock::FileLockTable,
 }
 
 /// `MDiscover` (§5.1): asks the auth of a directory's dirfrag for the dentry `name` and the
@@ -58,6 +95,7 @@ impl MdsMessage {
             MdsMessage::Replicate(_) => "replicate",
             MdsMessage::Discover(_) => "discover",
             MdsMessage::DiscoverReply(_) => "discover_reply",
+            MdsMessage::AuthChanged(_) => "auth_changed",
         }
     }
 }
@@ -251,6 +289,8 @@ pub struct PeerMsg {
     pub prep: Option<Box<crate::twophase::WitnessPrep>>,
     /// PREPACK: whether the witness prepared, or why not.
     pub prep_result: Option<crate::twophase::PrepResult>,
+    /// PREPACK of a RENAMEPREP whose witness exported the renamed inode to the leader.
+    pub inode_export: Option<Box<InodeExport>>,
 }
 
 impl PeerMsg {
@@ -266,6 +306,7 @@ impl PeerMsg {
             flag: false,
             prep: None,
             prep_result: None,
+            inode_export: None,
         }
     }
 }
