@@ -47,8 +47,9 @@
 //! updates, the completed-request table), then:
 //! 1. *resolve*: `r` learns every survivor's subtree roots and settles which replayed objects
 //!    are its own (`Locker::resolve_authority`, then `resolve_inode_authority` with the
-//!    inodes the survivors are auth for or replicate from `r`, since a renamed inode keeps
-//!    its auth). Two-phase updates (mds §4.17, §6.6): `r`'s prepares left without COMMIT /
+//!    inodes the survivors are auth for or replicate from `r`, since a renamed directory
+//!    keeps its auth; a renamed file migrates, and a survivor mid-migration claims it as
+//!    importer and not as exporter). Two-phase updates (mds §4.17, §6.6): `r`'s prepares left without COMMIT /
 //!    ROLLBACK are decided by `recovery::decide_peer_updates` (commit iff the leader
 //!    journaled its update: in its durable journal, or submitted by a live leader) and
 //!    applied (`Locker::resolve_replayed_prepare`); the survivors' prepared updates that `r`
@@ -862,17 +863,25 @@ impl<T: Transport> Cluster<T> {
     }
 
     /// Which rank is auth for each inode, by the survivors' word, for a restarted `r`: the
-    /// inodes a survivor is auth for, and those it replicates from `r`. A renamed inode is
-    /// not migrated here, so its auth need not own its primary dentry's dirfrag, and the
-    /// subtree roots alone would misplace it (Ceph learns it from the rename's import /
-    /// export events instead).
+    /// inodes a survivor is auth for, and those it replicates from `r`. A renamed file
+    /// migrates to its new dentry's rank (`locker::migrate`), but a renamed directory does
+    /// not, so its auth need not own its primary dentry's dirfrag, and the subtree roots
+    /// alone would misplace it (Ceph learns it from the rename's import / export events
+    /// instead). A survivor in the middle of a migration speaks for the end state: one that
+    /// holds an export to import at commit (it journaled the rename) claims the inode; the
+    /// exporter does not (the rename's resolve decides, and the journals place the inode).
     fn inode_claims(&self, survivors: &[Rank], r: Rank) -> BTreeMap<Ino, Rank> {
         let mut claims = BTreeMap::new();
         for s in survivors {
-            let c = self.rank(*s).cache();
+            let l = self.rank(*s);
+            let c = l.cache();
             for i in c.inode_ids() {
                 let Some(n) = c.inode(i) else { continue };
-                if n.is_auth() {
+                if l.importing(n.ino()) {
+                    claims.insert(n.ino(), *s);
+                } else if l.exporting(n.ino()) {
+                    continue;
+                } else if n.is_auth() {
                     claims.insert(n.ino(), *s);
                 } else if n.auth() == r {
                     claims.entry(n.ino()).or_insert(r);

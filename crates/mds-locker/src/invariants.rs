@@ -51,6 +51,7 @@ pub fn check_all(l: &Locker) -> Result<(), Vec<Violation>> {
     locked_means_caps_gathered(l, &mut v);
     primary_links_match_parents(l, &mut v);
     projections_belong_to_live_mutations(l, &mut v);
+    inode_auth_follows_primary_dentry(l, &mut v);
     if v.is_empty() { Ok(()) } else { Err(v) }
 }
 
@@ -396,6 +397,31 @@ pub fn projections_belong_to_live_mutations(l: &Locker, v: &mut Vec<Violation>) 
                     detail: format!("{} projected by {}", c.object_name(ObjRef::Dentry(d)), p.by),
                 });
             }
+        }
+    }
+}
+
+/// An inode is auth where the dirfrag holding its primary dentry is auth (authority.rs; a
+/// cross-rank rename migrates the inode with its primary link, `locker::migrate`). Base
+/// inodes and parentless copies have no dentry to follow. Directories are exempt: a renamed
+/// directory's inode does not migrate yet.
+pub fn inode_auth_follows_primary_dentry(l: &Locker, v: &mut Vec<Violation>) {
+    let c = l.cache();
+    for i in c.inode_ids() {
+        let Some(n) = c.inode(i) else { continue };
+        if !n.is_auth() || n.is_dir() || n.parent().is_none() {
+            continue;
+        }
+        if c.derived_inode_auth(i) != Some(c.rank()) {
+            v.push(Violation {
+                rule: "an inode is auth with its primary dentry's dirfrag",
+                detail: format!(
+                    "rank {}: inode {} auth here, its primary dentry's dirfrag is rank {:?}'s",
+                    c.rank(),
+                    n.ino(),
+                    c.derived_inode_auth(i)
+                ),
+            });
         }
     }
 }

@@ -29,6 +29,9 @@ pub enum MdsMessage {
     FindIno(FindIno),
     /// `MMDSFindInoReply`: where the answering rank's cache has that inode.
     FindInoReply(FindInoReply),
+    /// New auth → replica holders: an inode a rename migrated is now auth on the sender
+    /// (see `locker::migrate`).
+    AuthChanged(AuthChanged),
 }
 
 /// `MMDSFindIno`: a rank whose cache lacks a request's base inode asks every other rank
@@ -52,6 +55,40 @@ pub struct FindInoReply {
     /// empty when that rank has no copy (or none reachable from the root): the asker then
     /// discovers this path itself instead of trusting anyone's replica.
     pub path: Vec<String>,
+}
+
+/// Sent by the new auth of an inode a cross-rank rename migrated to every rank that
+/// replicates it (the old auth too), before any lock message of the new auth about it, so
+/// that the replica accepts the new auth's lock messages and sends its own requests there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuthChanged {
+    /// The migrated inode.
+    pub ino: Ino,
+    /// Its auth before the rename (whose late messages the replica drops).
+    pub old_auth: Rank,
+    /// (lock type value, replica state) for each lock: the replica state of what the new
+    /// auth starts from. A replica rebuilt by a restart while the rename was in flight
+    /// starts from initial states the new auth does not know; this puts every copy in step.
+    pub locks: Vec<(u16, LockState)>,
+}
+
+/// What the old auth of a renamed inode hands the leader in its PREPACK (Ceph's rename
+/// `inode_export`): everything the leader needs to become auth at commit. Client caps are
+/// not carried: the exporter recalled them before freezing (see `locker::migrate`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InodeExport {
+    /// The inode.
+    pub ino: Ino,
+    /// Committed content.
+    pub data: InodeData,
+    /// (lock type value, the auth's state) for each lock.
+    pub locks: Vec<(u16, LockState)>,
+    /// The ranks that replicate it (the leader among them).
+    pub replicas: std::collections::BTreeSet<Rank>,
+    /// Advisory `flock` locks.
+    pub flocks: crate::flock::FileLockTable,
+    /// POSIX `fcntl` locks.
+    pub fcntl_locks: crate::flock::FileLockTable,
 }
 
 /// `MDiscover` (§5.1): asks the auth of a directory's dirfrag for the dentry `name` and the
@@ -88,6 +125,7 @@ impl MdsMessage {
             MdsMessage::DiscoverReply(_) => "discover_reply",
             MdsMessage::FindIno(_) => "find_ino",
             MdsMessage::FindInoReply(_) => "find_ino_reply",
+            MdsMessage::AuthChanged(_) => "auth_changed",
         }
     }
 }
@@ -281,6 +319,8 @@ pub struct PeerMsg {
     pub prep: Option<Box<crate::twophase::WitnessPrep>>,
     /// PREPACK: whether the witness prepared, or why not.
     pub prep_result: Option<crate::twophase::PrepResult>,
+    /// PREPACK of a RENAMEPREP whose witness exported the renamed inode to the leader.
+    pub inode_export: Option<Box<InodeExport>>,
 }
 
 impl PeerMsg {
@@ -296,6 +336,7 @@ impl PeerMsg {
             flag: false,
             prep: None,
             prep_result: None,
+            inode_export: None,
         }
     }
 }

@@ -4,7 +4,8 @@
 //! stage)").
 //!
 //! Rank 0 leads `rename /a/f -> /g` (it is auth for the root dirfrag, the destination); rank 1
-//! is the witness (auth for `/a`'s dirfrag and for `f`). Each test crashes one of them at one
+//! is the witness (auth for `/a`'s dirfrag and for `f`, which it exports to rank 0 within the
+//! rename: the inode's auth moves with its primary dentry). Each test crashes one of them at one
 //! point of the protocol, restarts it, settles, and checks that the namespace on both ranks is
 //! entirely the old one or entirely the new one, matching what the client was told, with
 //! nothing half-applied and nothing left over. The invariants are checked after every delivery.
@@ -192,25 +193,32 @@ fn settled_namespace(c: &Cluster, a: Ino, f: Ino) -> bool {
             mds_locker::cache::Linkage::Primary(i) => r0.inode(i).map(|n| n.ino()),
             _ => None,
         });
-    // The source dentry and the inode, on their auth (rank 1).
+    // The source dentry, on its auth (rank 1).
     let r1 = c.rank(1).cache();
     let adir = r1.lookup_ino(a).unwrap();
     let src = r1.lookup_dentry(adir, "f").and_then(|dn| r1.dentry(dn));
     let src_linked = src.is_some_and(|d| d.linkage() != mds_locker::cache::Linkage::Null);
-    let fi = r1.lookup_ino(f).unwrap();
-    let fnode = r1.inode(fi).unwrap();
-    assert!(fnode.is_auth(), "f stays with its auth, rank 1");
-    if let Some(n) = r0.lookup_ino(f).and_then(|i| r0.inode(i)) {
-        assert!(!n.is_auth() && n.auth() == 1, "rank 0's copy of f is a replica of rank 1's");
+    let renamed = g_target == Some(f);
+    // The inode has exactly one auth: the rank of its primary dentry (it migrates with a
+    // rename, see multirank_migrate.rs); any other copy is a replica of that rank's.
+    let want_auth = if renamed { 0 } else { 1 };
+    for l in c.lockers() {
+        let cache = l.cache();
+        let Some(n) = cache.lookup_ino(f).and_then(|i| cache.inode(i)) else { continue };
+        let r = cache.rank();
+        assert_eq!(n.is_auth(), r == want_auth, "rank {r}: auth of f");
+        assert_eq!(n.auth(), want_auth, "rank {r}: f's auth");
     }
+    let ac = c.rank(want_auth).cache();
+    let fi = ac.lookup_ino(f).unwrap();
+    let fnode = ac.inode(fi).unwrap();
     assert_eq!(fnode.data().nlink, 1, "a rename changes no link count");
     let parent = fnode
         .parent()
-        .and_then(|dn| r1.dentry(dn))
-        .map(|d| (r1.parent_dir(fi).and_then(|p| r1.inode(p)).map(|n| n.ino()), d.name().to_string()));
+        .and_then(|dn| ac.dentry(dn))
+        .map(|d| (ac.parent_dir(fi).and_then(|p| ac.inode(p)).map(|n| n.ino()), d.name().to_string()));
     let af = r1.dirfrag(r1.resolve_dirfrag(a, 0).unwrap()).unwrap().fnode().fragstat.nfiles;
     let rootf = r0.dirfrag(r0.resolve_dirfrag(Ino::ROOT, 0).unwrap()).unwrap().fnode().fragstat.nfiles;
-    let renamed = g_target == Some(f);
     if renamed {
         assert!(!src_linked, "renamed, but /a/f still linked on rank 1");
         assert_eq!(parent, Some((Some(Ino::ROOT), "g".to_string())), "f's parent on its auth");
@@ -370,6 +378,7 @@ fn s6_6_witness_crashes_before_its_prepare_is_safe_and_the_leader_prepares_again
     assert!(o.renamed);
     assert_eq!(o.witness.0, vec![JPeerOp::Prepare, JPeerOp::Commit]);
     common_checks(&mut c, a, f, &o, 100);
+    later_ops_work(&mut c, 200);
 }
 
 #[test]
@@ -381,6 +390,7 @@ fn s6_6_witness_crashes_after_its_ack_and_resolve_commits_what_the_leader_journa
     assert!(o.renamed);
     assert_eq!(o.witness.0, vec![JPeerOp::Prepare, JPeerOp::Commit]);
     common_checks(&mut c, a, f, &o, 100);
+    later_ops_work(&mut c, 200);
 }
 
 #[test]
@@ -394,6 +404,7 @@ fn s6_6_witness_restarts_while_the_leaders_update_is_unsafe_and_resolve_asks_the
     assert!(o.renamed);
     assert_eq!(o.witness.0, vec![JPeerOp::Prepare, JPeerOp::Commit]);
     common_checks(&mut c, a, f, &o, 100);
+    later_ops_work(&mut c, 200);
 }
 
 #[test]
@@ -404,6 +415,7 @@ fn s6_6_witness_crashes_before_finish_and_commits_from_its_journal_on_restart() 
     assert!(o.renamed);
     assert_eq!(o.witness.0, vec![JPeerOp::Prepare, JPeerOp::Commit]);
     common_checks(&mut c, a, f, &o, 100);
+    later_ops_work(&mut c, 200);
 }
 
 #[test]
@@ -429,6 +441,7 @@ fn s6_6_leader_crashes_before_its_update_is_safe_and_the_witness_rolls_back() {
     assert_eq!(&o.witness.0[..2], &[JPeerOp::Prepare, JPeerOp::Rollback]);
     assert!(o.report.resent >= 1);
     common_checks(&mut c, a, f, &o, 100);
+    later_ops_work(&mut c, 200);
 }
 
 #[test]
@@ -438,6 +451,7 @@ fn s6_6_leader_crashes_after_its_update_is_safe_and_the_witness_commits_at_resol
     assert!(o.renamed);
     assert_eq!(o.witness.0, vec![JPeerOp::Prepare, JPeerOp::Commit]);
     common_checks(&mut c, a, f, &o, 100);
+    later_ops_work(&mut c, 200);
 }
 
 #[test]
@@ -456,4 +470,101 @@ fn s6_6_a_committed_witness_update_survives_the_witness_restart() {
     settle(&mut c, &mut out);
     assert!(settled_namespace(&c, a, f));
     lookups(&mut c, a, f, true, 100);
+}
+
+// ---- a crash while the witness freezes the inode it exports ------------------------------
+
+/// Drives the rename until rank 1 (the exporter) recalls the client's caps on `f` to
+/// nothing, and returns that batch unanswered: the inode is freezing, the prep waits.
+fn drive_to_freezing(c: &mut Cluster, out: &mut Vec<Output>, f: Ino) -> Vec<Output> {
+    for _ in 0..10_000 {
+        let batch = c.take_outputs();
+        let recall = batch.iter().any(|o| {
+            o.rank == 1
+                && matches!(&o.effect, Effect::Cap(m) if m.op == CapOp::Revoke && m.ino == f && m.caps == 0)
+        });
+        if recall {
+            out.extend(batch.iter().cloned());
+            return batch;
+        }
+        let revoked = answer_revokes(c, &batch);
+        out.extend(batch);
+        if c.step().unwrap() || revoked {
+            check(c);
+            continue;
+        }
+        let pending: Vec<u32> = (0..c.len() as u32).filter(|r| c.unsafe_entries(*r) > 0).collect();
+        assert!(!pending.is_empty(), "the exporter never recalled the caps");
+        for r in pending {
+            c.make_safe(r).unwrap();
+            check(c);
+        }
+    }
+    panic!("never froze");
+}
+
+/// Crashes `victim` while rank 1 freezes `f` for the rename, restarts it, and settles.
+fn crash_while_freezing(victim: u32) -> (Cluster, Ino, Ino, Outcome) {
+    let (mut c, a, f) = setup();
+    start_rename(&mut c, a);
+    let mut out = Vec::new();
+    let recall = drive_to_freezing(&mut c, &mut out, f);
+    assert!(c.rank(1).exporting(f), "rank 1 freezes f for its export");
+    assert!(!submitted(&out, 1, is_prepare), "nothing is prepared while freezing");
+    c.crash(victim).unwrap();
+    check(&c);
+    // The client answers the recall late (to a surviving exporter).
+    answer_revokes(&mut c, &recall);
+    settle(&mut c, &mut out);
+    if victim == 0 {
+        // The leader's peer request went with it: the exporter unfroze, nothing moved.
+        assert!(!c.rank(1).exporting(f));
+        let r1 = c.rank(1).cache();
+        assert!(r1.inode(r1.lookup_ino(f).unwrap()).unwrap().is_auth());
+    }
+    let report = c.restart(victim).unwrap();
+    check(&c);
+    settle(&mut c, &mut out);
+    let renamed = settled_namespace(&c, a, f);
+    let witness = journal_story(&c, 1);
+    let leader = journal_story(&c, 0);
+    (c, a, f, Outcome { out, told_before: None, witness, leader, renamed, report })
+}
+
+#[test]
+fn s6_6_leader_crashes_while_the_witness_freezes_and_the_resent_rename_migrates() {
+    let (mut c, a, f, o) = crash_while_freezing(0);
+    // The client re-sent the rename to the restarted leader; it ran again from the start.
+    assert!(o.report.resent >= 1);
+    assert!(o.renamed);
+    assert_eq!(o.witness.0, vec![JPeerOp::Prepare, JPeerOp::Commit]);
+    common_checks(&mut c, a, f, &o, 100);
+    later_ops_work(&mut c, 200);
+}
+
+#[test]
+fn s6_6_witness_crashes_while_freezing_and_the_leader_prepares_it_again() {
+    let (mut c, a, f, o) = crash_while_freezing(1);
+    assert!(o.report.peer_decisions.is_empty());
+    assert!(o.renamed);
+    assert_eq!(o.witness.0, vec![JPeerOp::Prepare, JPeerOp::Commit]);
+    common_checks(&mut c, a, f, &o, 100);
+    later_ops_work(&mut c, 200);
+}
+
+/// After a migrating rename settled either way: a setattr from each rank and an unlink of
+/// whichever name the inode has succeed.
+fn later_ops_work(c: &mut Cluster, base: u64) {
+    let name = if submit(c, 0, base, 9, Op::Getattr { path: path("g"), mask: 0 }).is_ok() {
+        path("g")
+    } else {
+        let a = submit(c, 0, base + 1, 9, Op::Getattr { path: path("a"), mask: 0 }).unwrap().unwrap();
+        FilePath::new(a, "f")
+    };
+    for (k, rank) in [0u32, 1].into_iter().enumerate() {
+        let attrs = mds_locker::SetAttr { mode: Some(0o600 + k as u32), ..Default::default() };
+        let r = submit(c, rank, base + 2 + k as u64, 9, Op::Setattr { path: name.clone(), attrs });
+        assert!(r.is_ok(), "setattr from rank {rank}: {r:?}");
+    }
+    assert_eq!(submit(c, 0, base + 5, 9, Op::Unlink { path: name }), Ok(None));
 }

@@ -78,9 +78,13 @@ impl Locker {
             // validate_lock_op refuses an xlock with a remote wrlock, so this is a bug.
             return Err(LockerError::Precondition("an xlock cannot merge with a remote wrlock (§4.3)"));
         }
-        // Phase C: nothing here is frozen, freezing or ambiguous, so local pinning succeeds;
-        // objects another rank is auth for are pinned there (a peer never pins remotely: its
-        // leader asked each auth itself).
+        // Phase C: only an inode freezing for a rename's export refuses local pins (the
+        // request waits until it unfreezes or moves, see `migrate`); objects another rank is
+        // auth for are pinned there (a peer never pins remotely: its leader asked each auth
+        // itself).
+        if self.wait_if_frozen(reqid, &must_pin) {
+            return Ok(false);
+        }
         let mut remote: BTreeMap<Rank, BTreeSet<ObjRef>> = BTreeMap::new();
         for obj in must_pin {
             if self.cache.is_auth_obj(obj) {

@@ -105,6 +105,10 @@ impl Locker {
             .cache
             .inode(inode)
             .ok_or(LockerError::UnknownLock(LockId::inode(inode, lock_sm::LockType::IFile)))?;
+        if self.export_freezing(inode) {
+            // Recalled while the inode freezes for a rename's export (see `migrate`).
+            return Ok(0);
+        }
         let who = if n.loner() == Some(client) { CapsWho::Loner } else { CapsWho::Any };
         let mut allowed = self.allowed_by_type(inode, who)?;
         for ty in CAP_LOCK_TYPES {

@@ -41,10 +41,10 @@ pub(crate) const EVAL_ALL: u16 = {
 
 impl Locker {
     /// `try_eval(lock)`: honour pending scatter requests, then let the lock choose a state.
-    /// Nothing on one rank is frozen or ambiguous, so there is never a reason to wait here.
+    /// An inode frozen for a rename's export is not evaluated (see `migrate`).
     pub(crate) fn try_eval(&mut self, id: LockId) -> Result<(), LockerError> {
         let lock = self.lk(id)?;
-        if !lock.is_auth() {
+        if !lock.is_auth() || id.inode_id().is_some_and(|i| self.export_frozen(i)) {
             return Ok(());
         }
         if matches!(id.ty, LockType::IFile | LockType::INest | LockType::IDft) {
@@ -219,6 +219,10 @@ impl Locker {
         let Some(n) = self.cache.inode(inode) else {
             return Ok(());
         };
+        if self.export_frozen(inode) {
+            // Nothing about an inode frozen for export may change (see `migrate`).
+            return Ok(());
+        }
         let is_auth = n.is_auth();
         let mut need_issue = false;
         if is_auth {

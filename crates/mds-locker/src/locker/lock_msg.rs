@@ -196,6 +196,9 @@ impl Locker {
             tracing::debug!(from, lock = %msg.lock, action = msg.action.name(), "MLock for an object not in cache; dropped");
             return Ok(());
         };
+        if self.migrate_filter_lock_msg(from, id, &msg)? {
+            return Ok(());
+        }
         let to_replica = msg.action.value() < 0;
         let is_auth = self.lk(id)?.is_auth();
         if to_replica == is_auth {

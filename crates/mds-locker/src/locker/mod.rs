@@ -18,6 +18,7 @@ mod find_ino;
 mod flock_ops;
 mod lock_msg;
 mod locks;
+mod migrate;
 mod ops_attr;
 mod ops_link;
 mod ops_read;
@@ -183,6 +184,8 @@ pub struct Locker {
     pub(crate) lock_events: Vec<crate::lock_events::LockEvent>,
     /// Two-phase updates with witnesses, as leader and as witness (§4.17).
     pub(crate) twophase: witness::TwoPhase,
+    /// Inodes moving to another rank with a rename, as exporter and importer.
+    pub(crate) migrate: migrate::MigrateState,
     /// Requests a client will replay after this rank restarted, with the inode number their
     /// unsafe reply carried, if any (`expect_replay`).
     pub(crate) replay_inos: BTreeMap<ReqId, Option<Ino>>,
@@ -224,6 +227,7 @@ impl Locker {
             lock_events: Vec::new(),
             twophase: witness::TwoPhase::default(),
             finds: find_ino::FindInos::default(),
+            migrate: migrate::MigrateState::default(),
         }
     }
 
@@ -383,6 +387,8 @@ impl Locker {
                 }
             } else if self.retry_parked_reqrdlock()? {
                 // A replica's REQRDLOCK parked until its lock became stable (§4.12).
+            } else if self.poll_exports()? {
+                // A rename's prep waited for the inode it exports to freeze.
             } else if let Some(req) = self.resubmit.pop_front() {
                 // Ceph's C_MDS_RetryMessage: the re-sent copy runs once the original is gone,
                 // and meets the completed-request table if the original succeeded.
@@ -746,7 +752,10 @@ impl Locker {
         self.drop_non_rdlocks(reqid)?;
         let (result, data) = self.replies.remove(&reqid).unwrap_or((Ok(None), ReplyData::None));
         self.send_safe_reply(reqid, result, data)?;
-        self.cleanup_request(reqid)
+        self.cleanup_request(reqid)?;
+        // A rename that took over an inode from its old auth becomes its auth now that its
+        // own (remote) locks on it are gone.
+        self.import_committed(reqid)
     }
 
     /// `reply_client_request`'s tail: send the safe reply and, for a successful write, record

@@ -233,9 +233,10 @@ impl Locker {
     }
 
     /// Settles the authority of replayed inodes the survivors vouch for (`claims`: inode
-    /// number to auth rank), after `resolve_authority`: an inode renamed across ranks stays
-    /// with its auth (it is not migrated here), so its primary dentry's dirfrag does not
-    /// name its auth.
+    /// number to auth rank), after `resolve_authority`: a directory renamed across ranks
+    /// stays with its auth (only files migrate, see `migrate`), so its primary dentry's
+    /// dirfrag does not name its auth; and a file's old auth whose replayed prepare moved it
+    /// away may keep it without a parent (it had no replica of the new dentry).
     pub fn resolve_inode_authority(&mut self, claims: &std::collections::BTreeMap<crate::ids::Ino, Rank>) {
         let me = self.cache.rank();
         for i in self.cache.inode_ids().collect::<Vec<_>>() {

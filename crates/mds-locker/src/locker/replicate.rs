@@ -41,6 +41,7 @@ impl Locker {
             MdsMessage::FindInoReply(r) => self.handle_find_ino_reply(from, r),
             MdsMessage::Lock(m) => self.handle_lock_message(from, m),
             MdsMessage::Peer(m) => self.handle_peer_message(from, m),
+            MdsMessage::AuthChanged(m) => self.handle_auth_changed(from, m),
         }
     }
 

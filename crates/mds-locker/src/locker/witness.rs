@@ -28,13 +28,15 @@
 //!   difference while the leader's locks are held; an abort here only drops projections.
 //! * The leader projects before the preps (to compute the edits), drops the projections,
 //!   and projects again after the acks; Ceph computes the witness payload before projecting.
-//! * A renamed inode is not migrated to the destination's rank (Ceph's rename import/export
-//!   of srci): it stays auth where it was, and its auth gets a replica of the new primary
-//!   dentry (sent before the prep) so that it keeps a parent. An unlink of such a primary
-//!   link, or a rename over it, moves the inode into the leader's stray directory the same
-//!   way (its auth witnesses, drops a link and gets the stray dentry as its parent), where
-//!   Ceph would find the inode auth on the leader. Unlink of a remote link whose inode is
-//!   auth elsewhere is Ceph's: the inode's auth witnesses through UNLINKPREP.
+//! * A renamed file migrates to the leader with its primary link (`migrate`: the srcdn auth,
+//!   which is srci's auth, is asked last, freezes srci, recalls its caps and exports it in
+//!   its PREPACK; the leader imports at commit). A renamed directory does not: it stays auth
+//!   where it was, and its auth gets a replica of the new primary dentry (sent before the
+//!   prep) so that it keeps a parent. An unlink of such a directory's primary link, or a
+//!   rename over it, moves the inode into the leader's stray directory the same way (its
+//!   auth witnesses and gets the stray dentry as its parent), where Ceph would find the
+//!   inode auth on the leader. Unlink of a remote link whose inode is auth elsewhere is
+//!   Ceph's: the inode's auth witnesses through UNLINKPREP.
 //! * A witness that has no copy of the inode a replica dentry is to link projects the
 //!   dentry null (its old inode left); the DN lock data refresh it when the xlock goes.
 //! * The witness set is: the auth of every changed object, the auths of a removed or renamed
@@ -110,6 +112,9 @@ struct Leading {
     replicate: Vec<(ObjKey, Rank)>,
     /// Witnesses that failed before the leader journaled: prepare again at RankActive.
     reprep: BTreeSet<Rank>,
+    /// The witness that exports the renamed inode, while its prep waits for every other
+    /// witness's ack (Ceph asks the srcdn auth last: it freezes the inode).
+    held_prep: Option<Rank>,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -132,6 +137,11 @@ impl TwoPhase {
     /// DROPLOCKS).
     pub(crate) fn is_witness(&self, reqid: ReqId, rank: Rank) -> bool {
         self.leading.get(&reqid).is_some_and(|l| l.witnesses.contains(&rank))
+    }
+
+    /// Whether this rank, as a witness, prepared the leader request `reqid`.
+    pub(crate) fn is_prepared(&self, reqid: ReqId) -> bool {
+        self.witnessing.get(&reqid).is_some_and(|w| w.prepared)
     }
 
     /// Whether the request has journaled peers (§4.18: no early reply).
@@ -185,7 +195,11 @@ impl Locker {
             self.discard_projections(reqid)?;
             return Ok(());
         }
-        let (witnesses, edits, replicate) = self.witness_plan(reqid, &entry, &extra)?;
+        let (witnesses, edits, mut replicate) = self.witness_plan(reqid, &entry, &extra)?;
+        // The exporter of a renamed inode needs no replica of its new primary dentry: the
+        // inode it keeps is a replica of this rank's, found by inode number.
+        let exporter = self.import_source(origop, &entry);
+        replicate.retain(|(_, to)| Some(*to) != exporter);
         if witnesses.is_empty() {
             return self.journal_and_reply(reqid, entry, result);
         }
@@ -197,7 +211,12 @@ impl Locker {
         }
         let client = self.mutation(reqid)?.client;
         let prep = WitnessPrep { origop, edits };
+        // The exporter of the renamed inode prepares last, once the others acked.
+        let held_prep = exporter.filter(|x| witnesses.contains(x) && witnesses.len() > 1);
         for w in &witnesses {
+            if Some(*w) == held_prep {
+                continue;
+            }
             let mut msg = PeerMsg::new(prep.prep_op(), reqid, client);
             msg.prep = Some(Box::new(prep.clone()));
             self.send(*w, MdsMessage::Peer(msg));
@@ -221,6 +240,7 @@ impl Locker {
                 prep,
                 replicate,
                 reprep: BTreeSet::new(),
+                held_prep,
             },
         );
         self.mark_event(reqid, "waiting for witnesses to prepare");
@@ -356,11 +376,32 @@ impl Locker {
         if let Some(Err(e)) = msg.prep_result {
             l.failed.get_or_insert(e);
         }
-        if l.acked.len() < l.witnesses.len() {
+        if let Some(x) = l.held_prep
+            && l.failed.is_none()
+            && l.acked.len() + 1 == l.witnesses.len()
+            && !l.acked.contains(&x)
+        {
+            // Every other witness prepared: now the exporter.
+            l.held_prep = None;
+            let prep = l.prep.clone();
+            let client = self.requests.get(&reqid).and_then(|m| m.client);
+            let op = prep.as_ref().map_or(OrigOp::Rename.prep_op(), WitnessPrep::prep_op);
+            let mut m = PeerMsg::new(op, reqid, client);
+            m.prep = prep.map(Box::new);
+            self.send(x, MdsMessage::Peer(m));
+            return Ok(());
+        }
+        if let Some(ex) = msg.inode_export {
+            self.stash_import(reqid, from, *ex);
+        }
+        let Some(l) = self.twophase.leading.get(&reqid) else { return Ok(()) };
+        // A refusal while the exporter's prep is still held ends the update without it.
+        if l.acked.len() + usize::from(l.held_prep.is_some()) < l.witnesses.len() {
             return Ok(());
         }
         if let Some(e) = l.failed {
             tracing::debug!(%reqid, ?e, "a witness could not prepare; aborting everywhere");
+            self.drop_import(reqid);
             self.send_finish(reqid, true)?;
             if let Some(l) = self.twophase.leading.get_mut(&reqid) {
                 l.aborted = true;
@@ -418,6 +459,7 @@ impl Locker {
                 self.send_finish(reqid, true)?;
             }
             self.twophase.leading.remove(&reqid);
+            self.drop_import(reqid);
         }
         Ok(())
     }
@@ -464,12 +506,16 @@ impl Locker {
     // ---- witness -------------------------------------------------------------------------
 
     /// LINKPREP / RMDIRPREP / RENAMEPREP on a witness.
-    fn witness_prep(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
+    pub(crate) fn witness_prep(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
         let Some(prep) = msg.prep.clone() else {
             return Err(LockerError::BadMessage { from, why: "prep without a payload" });
         };
         if self.twophase.witnessing.contains_key(&msg.reqid) {
             tracing::warn!(from, reqid = %msg.reqid, "duplicate prep; ignored");
+            return Ok(());
+        }
+        if self.export_gate(from, &msg)? {
+            // Waits for the inode it exports to freeze (`poll_exports` runs it again).
             return Ok(());
         }
         let Some(reqid) = self.peer_request(from, &msg, true) else {
@@ -694,9 +740,11 @@ impl Locker {
                 .retain(|_, a| !matches!(a, OnSafe::Prepared { reqid: r, .. } if *r == reqid));
             let phase = if abort {
                 self.discard_projections(reqid)?;
+                self.export_aborted(reqid)?;
                 PeerPhase::Rollback
             } else {
                 self.apply_projections(reqid)?;
+                self.export_committed(reqid)?;
                 PeerPhase::Commit
             };
             let entry = JournalEntry {
@@ -746,6 +794,7 @@ impl Locker {
                     }
                     let mut ack = PeerMsg::new(PeerOp::PrepAck, reqid, client);
                     ack.prep_result = Some(Ok(()));
+                    ack.inode_export = self.export_payload(reqid).map(Box::new);
                     self.send(leader, MdsMessage::Peer(ack));
                 }
                 OnSafe::Committed { reqid, leader } => {
@@ -865,6 +914,7 @@ impl Locker {
     /// or roll back (`resolve_witnessed`). Returns the peer requests that must survive the
     /// failure of their leader.
     pub(crate) fn twophase_rank_down(&mut self, down: Rank) -> BTreeSet<ReqId> {
+        let mut reexport = Vec::new();
         for (reqid, l) in self.twophase.leading.iter_mut() {
             if l.journaled || l.aborted || !l.witnesses.contains(&down) {
                 continue;
@@ -872,6 +922,13 @@ impl Locker {
             tracing::debug!(%reqid, down, "witness failed before the leader journaled; will prepare again");
             l.acked.remove(&down);
             l.reprep.insert(down);
+            reexport.push(*reqid);
+        }
+        // An export from the failed witness is sent again with its new ack.
+        for reqid in reexport {
+            if self.migrate_import_from(reqid) == Some(down) {
+                self.drop_import(reqid);
+            }
         }
         self.twophase.witnessing.retain(|_, w| w.leader != down || w.prepared);
         // A prepare that turns safe while its leader is down is acked by the resolve instead.
@@ -1007,6 +1064,7 @@ impl Locker {
                     prep: None,
                     replicate: Vec::new(),
                     reprep: BTreeSet::new(),
+                    held_prep: None,
                 },
             );
         }
