@@ -56,6 +56,10 @@ pub(crate) struct MdsSimArgs {
     /// Write the JSON-lines trace here (docs/trace-format.md); with --seeds, the last seed's.
     #[arg(long)]
     trace: Option<PathBuf>,
+    /// Let renames and links join directories of different subtrees (different ranks) and go
+    /// to any rank: witnesses, inode migration and the search by inode number.
+    #[arg(long)]
+    cross_subtree: bool,
 }
 
 /// The shape of an RBD simulator run.
@@ -115,6 +119,7 @@ fn run_mds(args: &MdsSimArgs, out: &mut dyn Write) -> Result<(), CliError> {
             faults,
             bug: None,
             trace: args.trace.clone(),
+            cross_subtree: args.cross_subtree,
         };
         let o = mds::run(cfg.clone());
         match &o.violation {

@@ -229,11 +229,25 @@ pub struct SimConfig {
     pub bug: Option<InjectedBug>,
     /// Where to write the JSON-lines trace (docs/trace-format.md).
     pub trace: Option<PathBuf>,
+    /// Renames and links may join directories of different subtrees (so of different ranks,
+    /// exercising witnesses, inode migration and the search by inode number), and go to any
+    /// rank. Off, both names are in one subtree and the request goes to its rank, which keeps
+    /// the seeds recorded before this option existed running the same workload.
+    pub cross_subtree: bool,
 }
 
 impl Default for SimConfig {
     fn default() -> Self {
-        SimConfig { seed: 0, ranks: 3, clients: 4, ops: 400, faults: Faults::ALL, bug: None, trace: None }
+        SimConfig {
+            seed: 0,
+            ranks: 3,
+            clients: 4,
+            ops: 400,
+            faults: Faults::ALL,
+            bug: None,
+            trace: None,
+            cross_subtree: false,
+        }
     }
 }
 
@@ -241,12 +255,13 @@ impl SimConfig {
     /// The command line that replays this run.
     pub fn replay_command(&self) -> String {
         format!(
-            "cargo run -p cephlock -- sim mds --seed {} --ranks {} --clients {} --ops {} --faults {}",
+            "cargo run -p cephlock -- sim mds --seed {} --ranks {} --clients {} --ops {} --faults {}{}",
             self.seed,
             self.ranks,
             self.clients,
             self.ops,
-            self.faults.as_list()
+            self.faults.as_list(),
+            if self.cross_subtree { " --cross-subtree" } else { "" }
         )
     }
 }
@@ -1152,7 +1167,19 @@ impl Sim {
             4 => Op::Unlink { path },
             5 => Op::Rmdir { path },
             6 | 7 => {
-                let (_, d2) = shallow[self.rng.below(shallow.len() as u64) as usize].clone();
+                let cross = self.cfg.cross_subtree;
+                let other = if cross {
+                    let k2 = self.rng.below(ranks) as usize;
+                    self.dirs_of(k2)
+                } else {
+                    Vec::new()
+                };
+                let shallow2: Vec<&(String, Ino)> = if cross {
+                    other.iter().filter(|(p, _)| p.matches('/').count() <= 1).collect()
+                } else {
+                    shallow.clone()
+                };
+                let (_, d2) = shallow2[self.rng.below(shallow2.len() as u64) as usize].clone();
                 let n2 = NAMES[self.rng.below(NAMES.len() as u64) as usize];
                 let a = FilePath::new(dino, name);
                 let b = FilePath::new(d2, n2);
@@ -1161,7 +1188,10 @@ impl Sim {
                 } else {
                     Op::Link { path: b, target: a }
                 };
-                return (op, subtree_rank);
+                // Across subtrees a client may ask any rank: the one it sends to may have to
+                // find the inodes by number, forward, and lead a two-phase update.
+                let to = if cross && self.rng.chance(50) { random_rank } else { subtree_rank };
+                return (op, to);
             }
             8 => {
                 let attrs = match self.rng.below(3) {
