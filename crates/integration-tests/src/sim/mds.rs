@@ -1414,7 +1414,11 @@ impl Sim {
         // A request answered early by a rank that then failed is in the model but not in
         // the cache until its client's replay commits it again.
         let replaying = self.pending.values().any(|p| p.early_rank.is_some());
+        // A witness applies a two-phase update at FINISH, after the leader's safe reply (the
+        // model's moment): until then its committed copy is the old one.
+        let witnessing = lockers.iter().any(|l| l.twophase_in_progress().1 > 0);
         if !self.any_rank_down()
+            && !witnessing
             && !replaying
             && self.awaiting_resend.is_empty()
             && lockers.iter().all(|l| l.committing().next().is_none())
