@@ -631,20 +631,15 @@ impl Locker {
                     None => Linkage::Null,
                 },
             };
+            let old = self.cache.dentry(dn).map_or(Linkage::Null, |d| d.projected_linkage());
             if let Linkage::Primary(i) = new {
                 self.project_inode_with(reqid, i, Some(dn), |_| {})?;
                 self.project_linkage_at_current(reqid, dn, new)?;
             } else {
-                let old = self.cache.dentry(dn).map_or(Linkage::Null, |d| d.projected_linkage());
                 self.project_linkage(reqid, dn, new)?;
-                // The inode loses this primary link; if its new one is on a rank this one
-                // has no replica of, it has no projected parent here.
-                if let Linkage::Primary(i) = old
-                    && let Some(n) = self.cache.inode_mut(i)
-                    && n.projected_parent == Some(dn)
-                {
-                    n.projected_parent = None;
-                }
+            }
+            if old != new {
+                self.unparent_projected(old, dn);
             }
         }
         for e in edits {
@@ -700,6 +695,20 @@ impl Locker {
             }
         }
         Ok(())
+    }
+
+    /// The inode `old` linked primary through `dn` loses that link (§4.17: a RENAMEPREP that
+    /// overwrites a destination, or unlinks a source, on a rank holding a replica dentry).
+    /// Its new primary link, the leader's stray dentry or a dentry elsewhere, may be one this
+    /// rank has no replica of; until an edit links it again it has no projected parent here,
+    /// rather than one that no longer links it.
+    fn unparent_projected(&mut self, old: Linkage, dn: DentryId) {
+        if let Linkage::Primary(i) = old
+            && let Some(n) = self.cache.inode_mut(i)
+            && n.projected_parent == Some(dn)
+        {
+            n.projected_parent = None;
+        }
     }
 
     /// FINISH on a witness: commit (apply, journal COMMIT, drop the locks) or abort (drop the

@@ -1,0 +1,143 @@
+//! Cross-subtree renames that overwrite a destination another rank holds a replica of
+//! (issue 6, `sim mds --cross-subtree`): mds spec §4.17 RENAMEPREP on a witness, §5.2 RENAME
+//! (the overwritten inode's primary link moves to the leader's stray directory), §2.4 / §6.2
+//! one primary link per inode, on every rank's copy, committed and projected.
+//!
+//! The leader is the destdn auth; the srcdn auth witnesses (and exports the renamed file).
+//! When the srcdn auth also holds replicas of the destination dentry and of the inode it
+//! links, its RENAMEPREP projects the replica dentry onto the renamed inode. The overwritten
+//! inode loses that primary link there; its new one (the leader's stray dentry) is not
+//! replicated to this witness, so it must have no projected parent on it, not one that no
+//! longer links it.
+
+use mds_locker::cache::Linkage;
+use mds_locker::cluster::{Cluster, FifoTransport, Output, Transport};
+use mds_locker::cooperative::CooperativeClients;
+use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op, ReqId};
+
+type C = Cluster<FifoTransport>;
+
+fn check(c: &C) {
+    if let Err(v) = mds_locker::invariants::check_cluster(c.lockers(), c.transport().in_flight()) {
+        panic!("invariants violated: {v:#?}");
+    }
+}
+
+/// Delivers one message at a time with the invariants after each, answers revokes as a
+/// cooperative client does, and makes journals safe only when the network is quiet, so every
+/// intermediate state of a two-phase update is checked.
+fn drive(c: &mut C, clients: &mut CooperativeClients) -> Vec<Output> {
+    let mut out = Vec::new();
+    for _ in 0..20_000 {
+        if c.step().unwrap() {
+            check(c);
+            continue;
+        }
+        let batch = c.take_outputs();
+        let answers = clients.answers(&batch);
+        let answered = !answers.is_empty();
+        for (r, ev) in answers {
+            c.handle(r, ev).unwrap();
+            check(c);
+        }
+        out.extend(batch);
+        let pending: Vec<u32> = (0..c.len() as u32).filter(|r| c.unsafe_entries(*r) > 0).collect();
+        if pending.is_empty() && !answered && c.transport().in_flight() == 0 {
+            return out;
+        }
+        for r in pending {
+            c.make_safe(r).unwrap();
+            check(c);
+        }
+    }
+    panic!("cluster did not settle");
+}
+
+/// Sends `op` to `rank` and runs the cluster until quiet; the safe reply's result.
+fn submit(
+    c: &mut C,
+    cl: &mut CooperativeClients,
+    rank: u32,
+    reqid: u64,
+    op: Op,
+) -> Result<Option<Ino>, Errno> {
+    let client = 1;
+    if !c.rank(rank).sessions().any(|s| s.client() == client) {
+        c.handle(rank, Event::SessionOpen { client }).unwrap();
+    }
+    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
+    check(c);
+    drive(c, cl)
+        .iter()
+        .find_map(|o| match &o.effect {
+            Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("request {reqid} got no safe reply"))
+}
+
+fn at_root(p: &str) -> FilePath {
+    FilePath::new(Ino::ROOT, p)
+}
+
+/// `/t0` (rank 0) holds file `c`, `/t1` (rank 1) holds file `b`; rank 1 has replicas of
+/// `/t0/c` (dentry and inode) from a lookup through it. Returns the cluster, the two
+/// directories and the two files.
+fn setup(cl: &mut CooperativeClients) -> (C, [Ino; 2], [Ino; 2]) {
+    let mut c = Cluster::new(2, LockerConfig::default());
+    let t0 = submit(&mut c, cl, 0, 1, Op::Mkdir { path: at_root("t0"), mode: 0o755 }).unwrap().unwrap();
+    let t1 = submit(&mut c, cl, 0, 2, Op::Mkdir { path: at_root("t1"), mode: 0o755 }).unwrap().unwrap();
+    c.pin_empty_dir(t1, 1).unwrap();
+    check(&c);
+    let create = |p| Op::Create { path: at_root(p), mode: 0o644, excl: true, file_mode: 1 };
+    let dst = submit(&mut c, cl, 0, 3, create("t0/c")).unwrap().unwrap();
+    let src = submit(&mut c, cl, 1, 4, create("t1/b")).unwrap().unwrap();
+    submit(&mut c, cl, 1, 5, Op::Getattr { path: at_root("t0/c"), mask: 0 }).unwrap();
+    let r1 = c.rank(1).cache();
+    let replica = r1.lookup_ino(dst).and_then(|i| r1.inode(i));
+    assert!(replica.is_some_and(|n| !n.is_auth() && n.parent().is_some()), "rank 1 must replicate /t0/c");
+    (c, [t0, t1], [dst, src])
+}
+
+/// §4.17 / §5.2: `rename /t1/b /t0/c` led by rank 0 (the destdn auth), witnessed and
+/// exported by rank 1, which replicates the overwritten `/t0/c`. Invariants hold after every
+/// message; afterwards `/t0/c` is the renamed inode everywhere it is cached, and rank 1's
+/// copy of the overwritten inode no longer claims `/t0/c` as its (projected) parent.
+fn overwrite_replicated_destination(client_rank: u32) {
+    let mut cl = CooperativeClients::new();
+    let (mut c, [t0, t1], [dst, src]) = setup(&mut cl);
+    let op = Op::Rename { dest: FilePath::new(t0, "c"), src: FilePath::new(t1, "b") };
+    assert_eq!(submit(&mut c, &mut cl, client_rank, 10, op), Ok(Some(src)));
+    for r in 0..2 {
+        let cache = c.rank(r).cache();
+        let Some(dn) = cache.lookup_ino(t0).and_then(|d| cache.lookup_dentry(d, "c")) else { continue };
+        let d = cache.dentry(dn).unwrap();
+        let linked = |l: Linkage| match l {
+            Linkage::Primary(i) => cache.inode(i).map(|n| n.ino()),
+            _ => None,
+        };
+        assert_eq!(linked(d.linkage()), Some(src), "rank {r}: /t0/c links the renamed inode");
+        assert_eq!(linked(d.projected_linkage()), Some(src), "rank {r}");
+        if let Some(old) = cache.lookup_ino(dst).and_then(|i| cache.inode(i)) {
+            assert_ne!(old.parent(), Some(dn), "rank {r}: overwritten inode still under /t0/c");
+            assert_ne!(old.projected_parent(), Some(dn), "rank {r}");
+        }
+    }
+    for l in c.lockers() {
+        assert_eq!(l.twophase_in_progress(), (0, 0));
+        assert_eq!(l.requests().count(), 0);
+    }
+    // The renamed file is usable through its new name from either rank.
+    assert_eq!(submit(&mut c, &mut cl, 1, 11, Op::Getattr { path: at_root("t0/c"), mask: 0 }), Ok(Some(src)));
+    assert_eq!(submit(&mut c, &mut cl, 0, 12, Op::Getattr { path: at_root("t0/c"), mask: 0 }), Ok(Some(src)));
+}
+
+#[test]
+fn s4_17_rename_over_replicated_destination_sent_to_leader() {
+    overwrite_replicated_destination(0);
+}
+
+#[test]
+fn s4_17_rename_over_replicated_destination_sent_to_srcdn_auth() {
+    overwrite_replicated_destination(1);
+}
