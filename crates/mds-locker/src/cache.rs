@@ -846,13 +846,22 @@ impl Cache {
     }
 
     /// The locked emptiness check (`_dir_is_nonempty`): the projected fragstat of every
-    /// dirfrag. Only meaningful while the caller can read the directory's filelock.
+    /// dirfrag in cache, then the inode's projected dirstat. Only meaningful while the caller
+    /// can read the directory's filelock: the dirstat is then the fold of every frag's
+    /// stats, including frags this rank has no copy of. A directory whose inode is only
+    /// replicated here (a renamed directory stays auth on its old rank) usually has no
+    /// dirfrag here at all, so the frags alone would call it empty whatever it holds
+    /// (simulator, 3 ranks, cross-subtree, seed 94: an rmdir removed a non-empty directory).
+    /// Ceph compares the frags' sum with the dirstat and calls any difference non-empty;
+    /// with nothing in the frags that is "the dirstat is not zero".
     pub fn dir_projected_fragstat_nonzero(&self, dir: InodeId) -> bool {
         let Some(n) = self.inode(dir) else { return false };
-        n.dirfrags.values().filter_map(|f| self.dirfrag(*f)).any(|f| {
+        let frags = n.dirfrags.values().filter_map(|f| self.dirfrag(*f)).any(|f| {
             let st = f.projected_fnode().fragstat;
             st.nfiles + st.nsubdirs > 0
-        })
+        });
+        let ds = n.projected_data().dirstat;
+        frags || ds.nfiles + ds.nsubdirs > 0
     }
 
     /// Drops a negative dentry nobody uses (no locks, waiters, leases, pins, projections):

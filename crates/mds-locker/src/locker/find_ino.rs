@@ -69,6 +69,9 @@ pub(crate) struct FindInos {
     failed: BTreeMap<ReqId, Ino>,
     /// Searches each live request has started.
     rounds: BTreeMap<ReqId, u32>,
+    /// Questions about inodes this rank is creating (their primary link is projected, not
+    /// yet safe), answered once the creation is (see `handle_find_ino`).
+    deferred: Vec<(Rank, FindIno)>,
 }
 
 /// One search.
@@ -209,11 +212,52 @@ impl Locker {
     }
 
     /// The answering side: where this rank's cache has the inode, from the root.
+    ///
+    /// An inode this rank is still creating (a mkdir or create answered early whose journal
+    /// entry is not safe: its primary link is only projected) has no committed path yet, and
+    /// the asker's discovers would meet the committed, still null, dentry. Its client has
+    /// already been told the inode number, so "nowhere" would be wrong (the asker answers
+    /// ENOENT for an inode that exists): the answer waits until the creation is safe, as a
+    /// request on this rank would wait on the new dentry's xlock. The creation holds every
+    /// lock it needs and only waits for its journal, so this wait cannot close a cycle.
     pub(crate) fn handle_find_ino(&mut self, from: Rank, m: FindIno) -> Result<(), LockerError> {
+        if self.creation_unsafe(m.ino) {
+            tracing::debug!(rank = self.cache.rank(), from, ino = %m.ino, tid = m.tid, "find_ino: inode still being created; answer deferred");
+            self.finds.deferred.push((from, m));
+            return Ok(());
+        }
+        self.answer_find_ino(from, m);
+        Ok(())
+    }
+
+    /// Whether `ino` is auth here and linked only by a projected (unsafe) primary dentry.
+    fn creation_unsafe(&self, ino: Ino) -> bool {
+        self.cache
+            .lookup_ino(ino)
+            .and_then(|i| self.cache.inode(i))
+            .is_some_and(|n| n.is_auth() && n.parent().is_none() && n.projected_parent().is_some())
+    }
+
+    /// Answers the deferred questions whose inode's creation is now safe (or gone). Called
+    /// at the end of every event.
+    pub(crate) fn answer_deferred_find_inos(&mut self) {
+        if self.finds.deferred.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.finds.deferred);
+        for (from, m) in pending {
+            if self.creation_unsafe(m.ino) {
+                self.finds.deferred.push((from, m));
+            } else {
+                self.answer_find_ino(from, m);
+            }
+        }
+    }
+
+    fn answer_find_ino(&mut self, from: Rank, m: FindIno) {
         let path = self.path_from_root(m.ino);
         tracing::debug!(rank = self.cache.rank(), from, ino = %m.ino, tid = m.tid, ?path, "find_ino answered");
         self.send(from, MdsMessage::FindInoReply(FindInoReply { tid: m.tid, ino: m.ino, path }));
-        Ok(())
     }
 
     /// The names from the root down to `ino` along committed primary dentries; empty if the

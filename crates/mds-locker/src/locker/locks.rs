@@ -235,12 +235,13 @@ impl Locker {
             return self.remote_xlock_start(id, reqid);
         }
         let client = self.mutation(reqid)?.client;
+        let xcl_client = self.xcl_client(reqid)?;
         for _ in 0..MAX_KICKS {
             let locking = self.mutation(reqid)?.locking;
             let lock = self.lk(id)?;
             let state = lock.state();
             if locking == Some(id)
-                && lock.can_xlock(client)
+                && lock.can_xlock(xcl_client)
                 && !(state == LockState::LockXlock && self.issued_caps_need_gather(id)?)
             {
                 let facts = self.grant_facts(id, false, false)?;
@@ -255,7 +256,8 @@ impl Locker {
             }
             let lock = self.lk(id)?;
             let same_client_done = state == LockState::XlockDone
-                && lock.xlock_by_client() == client
+                && xcl_client.is_some()
+                && lock.xlock_by_client() == xcl_client
                 && !lock.is_waiter_for(WAIT_STABLE);
             if !lock.is_stable() && !same_client_done {
                 break;
@@ -279,6 +281,18 @@ impl Locker {
         self.nudge_log(id)?;
         tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "xlock waits");
         Ok(false)
+    }
+
+    /// The client whose XCL rights (§4.2: taking over an XLOCKDONE xlock of the same client)
+    /// a request may use on an auth lock. None for a peer request: its leader on another rank
+    /// reads its own replica, which holds only what the auth committed, so an xlock taken
+    /// over another request's unsafe change would let the leader decide on the state from
+    /// before that change (a just-created source seen as missing: ENOENT after the create's
+    /// early reply). The peer waits instead until that request's journal entry is safe and
+    /// the lock's SYNC has carried the change to the replicas.
+    fn xcl_client(&self, reqid: ReqId) -> Result<Option<ClientId>, LockerError> {
+        let m = self.mutation(reqid)?;
+        Ok(if m.peer_of.is_some() { None } else { m.client })
     }
 
     /// `xlock_finish`.

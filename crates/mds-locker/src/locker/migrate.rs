@@ -381,6 +381,40 @@ impl Locker {
         })
     }
 
+    /// The exporter's PREPACK goes out with the export: the rename's xlocks on the inode are
+    /// handed to the leader with it (Ceph's `xlock_export`, run when the peer prepare is
+    /// logged). The leader keeps its copies of them and, once it is auth at commit, is the
+    /// only rank whose holders count; here the locks settle to LOCK with no holder (what the
+    /// export told the leader), and the inode stays frozen, so no request of this rank or of
+    /// another leader can take them before FINISH. Keeping them until FINISH instead would
+    /// leave this rank holding an xlock while the new auth grants the same lock to its next
+    /// request (the FINISH still in flight): two xlock holders across ranks (simulator, 2
+    /// ranks, cross-subtree, seed 21). The versionlock is local and stays with the prepare.
+    pub(crate) fn export_xlocks(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        let Some(i) = self.migrate.exporting.get(&reqid).filter(|e| e.held.is_none()).map(|e| e.inode) else {
+            return Ok(());
+        };
+        for id in self.cache.lock_ids(ObjRef::Inode(i)) {
+            let Ok(l) = self.lk(id) else { continue };
+            if l.machine() == Machine::Local || !l.xlock_holders().iter().any(|h| h.req == reqid) {
+                continue;
+            }
+            let lock = self.lkm(id)?;
+            while lock.put_xlock(reqid).is_some() {}
+            if let Some(m) = self.requests.get_mut(&reqid) {
+                m.remove_held(id, XLOCK);
+                m.peer_locks.retain(|o| o.lock != id);
+            }
+            self.note_release(id, reqid, crate::lock_events::HoldKind::X);
+            let state = self.lk(id)?.state();
+            if settled(state) != state {
+                self.set_state(id, settled(state))?;
+            }
+        }
+        tracing::debug!(%reqid, inode = ?i, "rename: xlocks on the exported inode handed to the leader");
+        Ok(())
+    }
+
     /// FINISH (commit) on the exporter, after the rename's projections were applied and
     /// before its peer request drops its locks: the inode becomes a replica of the leader.
     pub(crate) fn export_committed(&mut self, reqid: ReqId) -> Result<(), LockerError> {

@@ -408,6 +408,7 @@ impl Locker {
         for inode in inodes {
             self.issue_caps(inode)?;
         }
+        self.answer_deferred_find_inos();
         if std::mem::take(&mut self.need_flush) {
             self.stats.journal_flushes += 1;
             self.fx.push(Effect::JournalFlush);

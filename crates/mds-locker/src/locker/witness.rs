@@ -804,6 +804,9 @@ impl Locker {
                     let mut ack = PeerMsg::new(PeerOp::PrepAck, reqid, client);
                     ack.prep_result = Some(Ok(()));
                     ack.inode_export = self.export_payload(reqid).map(Box::new);
+                    if ack.inode_export.is_some() {
+                        self.export_xlocks(reqid)?;
+                    }
                     self.send(leader, MdsMessage::Peer(ack));
                 }
                 OnSafe::Committed { reqid, leader } => {
