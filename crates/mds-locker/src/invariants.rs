@@ -238,6 +238,7 @@ pub fn waiters_are_live(l: &Locker, v: &mut Vec<Violation>) {
         if m.phase() == Phase::Locking
             && m.waiting_on().is_none()
             && !l.waits_on_remote(m.reqid())
+            && !l.waits_for_unfreeze(m.reqid())
             && m.waiting_on_peer().is_empty()
         {
             v.push(Violation {

@@ -321,6 +321,10 @@ pub struct PeerMsg {
     pub prep_result: Option<crate::twophase::PrepResult>,
     /// PREPACK of a RENAMEPREP whose witness exported the renamed inode to the leader.
     pub inode_export: Option<Box<InodeExport>>,
+    /// AUTHPIN: the rename's source inode to freeze with the pin (§4.4 `auth_pin_freeze`),
+    /// so no other request can pin it between the rename's locking and its RENAMEPREP;
+    /// AUTHPINACK: the inode that is now frozen for the request.
+    pub freeze: Option<ObjKey>,
 }
 
 impl PeerMsg {
@@ -337,6 +341,7 @@ impl PeerMsg {
             prep: None,
             prep_result: None,
             inode_export: None,
+            freeze: None,
         }
     }
 }

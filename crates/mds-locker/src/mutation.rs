@@ -187,6 +187,11 @@ pub struct Mutation {
     pub(crate) remote_wrlocks: BTreeMap<LockId, Rank>,
     /// Leader side: objects auth-pinned on their auth rank for this request.
     pub(crate) remote_auth_pins: BTreeMap<ObjRef, Rank>,
+    /// Leader side: the rename's source inode its auth must freeze when pinning it (§4.4
+    /// `auth_pin_freeze`), set before the rename locks the inode.
+    pub(crate) auth_pin_freeze: Option<ObjRef>,
+    /// Leader side: the inode a peer acked as frozen for this request.
+    pub(crate) remote_frozen: Option<ObjRef>,
 }
 
 impl Mutation {
@@ -214,6 +219,8 @@ impl Mutation {
             locking_target: None,
             remote_wrlocks: BTreeMap::new(),
             remote_auth_pins: BTreeMap::new(),
+            auth_pin_freeze: None,
+            remote_frozen: None,
         }
     }
 

@@ -60,6 +60,14 @@ impl Locker {
         Ok((ops, must_pin))
     }
 
+    /// Whether `obj`, already pinned on its auth, is the rename's source inode that the auth
+    /// has not frozen for us yet: it is asked again with the freeze (§4.4 phase C "except
+    /// the freeze target").
+    fn must_refreeze(&self, reqid: ReqId, obj: ObjRef) -> Result<bool, LockerError> {
+        let m = self.mutation(reqid)?;
+        Ok(m.auth_pin_freeze == Some(obj) && m.remote_frozen != Some(obj))
+    }
+
     /// `acquire_locks`: returns `true` once every lock is held. On `false` the request sits on
     /// one lock's waiter list, or waits for a peer's ack, and is re-dispatched when woken;
     /// what it already holds is kept and skipped on the retry.
@@ -78,11 +86,20 @@ impl Locker {
             // validate_lock_op refuses an xlock with a remote wrlock, so this is a bug.
             return Err(LockerError::Precondition("an xlock cannot merge with a remote wrlock (§4.3)"));
         }
-        // Phase C: only an inode freezing for a rename's export refuses local pins (the
-        // request waits until it unfreezes or moves, see `migrate`); objects another rank is
+        // Phase C: only an inode frozen for a rename (against pins, or for its export)
+        // refuses local pins (the request waits until it unfreezes or moves, see `migrate`);
+        // objects another rank is
         // auth for are pinned there (a peer never pins remotely: its leader asked each auth
         // itself).
         if self.wait_if_frozen(reqid, &must_pin) {
+            // §4.4 phase C: a request that cannot pin drops its locks and local pins while
+            // it waits for the unfreeze; the freezing rename may need one of them (a path
+            // traversal's rdlock of the frozen inode's snaplock, say).
+            // A peer request keeps them: its leader holds them through it.
+            if !peer {
+                self.drop_locks(reqid)?;
+                self.drop_local_auth_pins(reqid)?;
+            }
             return Ok(false);
         }
         let mut remote: BTreeMap<Rank, BTreeSet<ObjRef>> = BTreeMap::new();
@@ -91,7 +108,10 @@ impl Locker {
                 if self.mutation_mut(reqid)?.auth_pins.insert(obj) {
                     self.cache.add_auth_pin(obj, 1);
                 }
-            } else if !peer && !self.mutation(reqid)?.remote_auth_pins.contains_key(&obj) {
+            } else if !peer
+                && (!self.mutation(reqid)?.remote_auth_pins.contains_key(&obj)
+                    || self.must_refreeze(reqid, obj)?)
+            {
                 let auth =
                     self.cache.auth_of(obj).ok_or(LockerError::Precondition("object without an auth"))?;
                 remote.entry(auth).or_default().insert(obj);

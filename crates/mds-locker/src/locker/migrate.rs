@@ -57,8 +57,14 @@
 //!   the exporter) are released; Ceph imports at prepare (ambiguous auth until commit).
 //! * Only non-directories migrate. A renamed directory keeps its inode on the old rank
 //!   (the pre-migration behaviour: its auth gets a replica of the new primary dentry).
-//! * Remote auth pins and peer lock requests another leader sends for a frozen inode are
-//!   not held back (only local requests and replica lock requests are); a rank that
+//! * Freezing against pins (Ceph's `freeze_auth_pin`): the leader's AUTHPIN names the
+//!   source inode as its freeze target (§4.4 `auth_pin_freeze`); the exporter acks it once
+//!   only the rename pins the inode, and from then until the peer request ends no other
+//!   request may pin it: local requests drop their locks and wait, another leader's AUTHPIN
+//!   waits and its leader gets a "blocked" ack. This closes the ABBA where a request pinned
+//!   the inode after the rename locked it and then waited for the rename's xlocks.
+//! * Peer lock requests another leader sends for a frozen inode are not held back (only
+//!   local requests, AUTHPINs and replica lock requests are); a rank that
 //!   replicates the inode from the old auth during the frozen window, after the export was
 //!   taken, is not told about the new auth. Sequential workloads never meet either.
 //! * A third rank's replica whose old auth committed the move in resolve (the leader had
@@ -98,6 +104,24 @@ pub(crate) struct MigrateState {
     /// Inodes whose auth moved while this rank knew them, with their old auth: late lock
     /// messages between a replica and the old auth are dropped.
     moved: BTreeMap<Ino, Rank>,
+    /// Exporter side, by the leader's request id: the rename's source inode frozen against
+    /// new auth pins since the leader pinned it (§4.4 `auth_pin_freeze`).
+    pin_frozen: BTreeMap<ReqId, PinFreeze>,
+    /// Other leaders' AUTHPINs that named an inode frozen against pins: re-run at unfreeze.
+    pin_waiters: BTreeMap<InodeId, Vec<(Rank, PeerMsg)>>,
+}
+
+/// A freeze of an inode against new auth pins, taken by a rename's AUTHPIN on the source
+/// inode's auth. Ceph's `freeze_auth_pin`: without it another request could pin the inode
+/// after the rename locked it and then wait for one of the rename's locks, and the
+/// RENAMEPREP's full freeze would wait for that pin forever (an ABBA deadlock).
+#[derive(Debug, Clone)]
+struct PinFreeze {
+    inode: InodeId,
+    leader: Rank,
+    /// The AUTHPIN, while its ack waits for the other pins to go (freezing); `None` once
+    /// frozen and acked.
+    pending: Option<PeerMsg>,
 }
 
 #[derive(Debug, Clone)]
@@ -138,9 +162,17 @@ impl Locker {
         self.migrate.importing.values().any(|(_, x)| x.ino == ino)
     }
 
-    /// Whether `inode` is frozen or freezing for an export, and not by `reqid`.
+    /// Whether `reqid` is parked until an inode unfreezes (it is retried then): the
+    /// invariants count it as waiting.
+    pub fn waits_for_unfreeze(&self, reqid: ReqId) -> bool {
+        self.migrate.frozen_waiters.values().any(|w| w.contains(&reqid))
+    }
+
+    /// Whether `inode` is frozen or freezing for an export, or against auth pins, and not by
+    /// `reqid`.
     fn frozen_for_other(&self, inode: InodeId, reqid: ReqId) -> bool {
         self.migrate.exporting.iter().any(|(r, e)| e.inode == inode && *r != reqid)
+            || self.migrate.pin_frozen.iter().any(|(r, f)| f.inode == inode && *r != reqid)
     }
 
     /// Whether `inode` is frozen (its export is prepared or preparing): nothing about it may
@@ -326,9 +358,160 @@ impl Locker {
         n.auth_pins() == lock_pins + u32::from(own)
     }
 
+    // ---- freezing against auth pins (exporter, §4.4 `auth_pin_freeze`) --------------------
+
+    /// AUTHPIN on the peer, before anything is pinned: an object that is an inode frozen or
+    /// freezing for another request (against pins or for its export) cannot be pinned. As in
+    /// Ceph's peer, the message waits for the unfreeze and the leader is told at once that
+    /// the peer blocked (a "blocked" AUTHPINACK, NOTIFY_BLOCKING), so it drops its locks
+    /// meanwhile: a rename that is freezing the inode may need one of them. Objects the
+    /// request has already pinned here do not wait. Returns whether the message was held.
+    pub(crate) fn pin_gate(&mut self, from: Rank, msg: &PeerMsg) -> Result<bool, LockerError> {
+        let pinned: BTreeSet<ObjRef> = self
+            .requests
+            .get(&msg.reqid)
+            .filter(|m| m.peer_of == Some(from))
+            .map(|m| m.auth_pins.clone())
+            .unwrap_or_default();
+        let frozen = msg.objects.iter().find_map(|k| match self.cache.resolve_obj(k) {
+            Some(o @ ObjRef::Inode(i))
+                if !pinned.contains(&o)
+                    && self.cache.is_auth_obj(o)
+                    && self.frozen_for_other(i, msg.reqid) =>
+            {
+                Some(i)
+            }
+            _ => None,
+        });
+        let Some(i) = frozen else { return Ok(false) };
+        tracing::debug!(from, reqid = %msg.reqid, ?i, "authpin of a frozen inode; waiting for the unfreeze");
+        self.migrate.pin_waiters.entry(i).or_default().push((from, msg.clone()));
+        let mut blocked = PeerMsg::new(crate::message::PeerOp::AuthPinAck, msg.reqid, msg.client);
+        blocked.flag = true;
+        self.send(from, MdsMessage::Peer(blocked));
+        Ok(true)
+    }
+
+    /// AUTHPIN on the peer, once its objects are pinned: if it names the rename's source
+    /// inode to freeze, freeze it against new pins (Ceph's `freeze_auth_pin`). Returns the
+    /// frozen inode's key to echo in the ack, or `None` with the ack held back while other
+    /// requests still pin the inode (`poll_pin_freezes` sends it once they are gone).
+    pub(crate) fn start_pin_freeze(
+        &mut self,
+        from: Rank,
+        msg: &PeerMsg,
+    ) -> Result<Option<Option<crate::ids::ObjKey>>, LockerError> {
+        let Some(key) = msg.freeze.clone() else { return Ok(Some(None)) };
+        let Some(o @ ObjRef::Inode(i)) = self.cache.resolve_obj(&key) else { return Ok(Some(None)) };
+        if !self.cache.is_auth_obj(o) || self.cache.inode(i).is_none_or(|n| n.is_dir()) {
+            return Ok(Some(None));
+        }
+        match self.migrate.pin_frozen.get_mut(&msg.reqid) {
+            Some(f) if f.inode == i => {
+                if f.pending.is_some() {
+                    // A newer AUTHPIN while still freezing: it is the one to answer.
+                    f.pending = Some(msg.clone());
+                    return Ok(None);
+                }
+                return Ok(Some(Some(key)));
+            }
+            Some(_) => self.end_pin_freeze(msg.reqid)?,
+            None => {}
+        }
+        let frozen = self.pinned_only_by(msg.reqid, i);
+        tracing::debug!(reqid = %msg.reqid, ?i, frozen, "rename: freezing the source inode against auth pins");
+        self.mark_event(msg.reqid, if frozen { "frozen auth pin" } else { "freezing auth pin" });
+        let pending = (!frozen).then(|| msg.clone());
+        self.migrate.pin_frozen.insert(msg.reqid, PinFreeze { inode: i, leader: from, pending });
+        Ok(frozen.then_some(Some(key)))
+    }
+
+    /// Whether only `reqid` pins `i`: its own auth pin, and the pins of locks in transition
+    /// that only its xlocks hold.
+    fn pinned_only_by(&self, reqid: ReqId, i: InodeId) -> bool {
+        let Some(n) = self.cache.inode(i) else { return false };
+        let mut ours = 0u32;
+        for id in self.cache.lock_ids(ObjRef::Inode(i)) {
+            let Ok(l) = self.lk(id) else { continue };
+            let only_us = !l.xlock_holders().is_empty()
+                && l.xlock_holders().iter().all(|h| h.req == reqid)
+                && l.rdlock_holders().keys().all(|r| *r == reqid)
+                && l.wrlock_holders().keys().all(|r| *r == reqid);
+            if l.holds_auth_pin() && only_us {
+                ours += 1;
+            }
+        }
+        let own = self.requests.get(&reqid).is_some_and(|m| m.auth_pins.contains(&ObjRef::Inode(i)));
+        n.auth_pins() == ours + u32::from(own)
+    }
+
+    /// Ends `reqid`'s freeze against pins: requests and AUTHPINs that waited run again.
+    fn end_pin_freeze(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        let Some(f) = self.migrate.pin_frozen.remove(&reqid) else { return Ok(()) };
+        tracing::debug!(%reqid, inode = ?f.inode, "auth pin freeze ended");
+        self.thaw_pin_waiters(f.inode)
+    }
+
+    /// Re-runs what waited for `i` to accept pins again (they wait anew if it still does not).
+    fn thaw_pin_waiters(&mut self, i: InodeId) -> Result<(), LockerError> {
+        self.release_frozen_waiters(i);
+        for (from, msg) in self.migrate.pin_waiters.remove(&i).unwrap_or_default() {
+            if !self.peers_down.contains(&from) {
+                self.handle_peer_message(from, msg)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Acks AUTHPINs whose inode froze, and ends freezes whose peer request is gone (an
+    /// AUTHPIN still unanswered then runs again: its leader waits for the ack). Returns
+    /// whether it did anything (the caller loops).
+    fn poll_pin_freezes(&mut self) -> Result<bool, LockerError> {
+        let list: Vec<(ReqId, InodeId, Rank, bool)> = self
+            .migrate
+            .pin_frozen
+            .iter()
+            .map(|(r, f)| (*r, f.inode, f.leader, f.pending.is_some()))
+            .collect();
+        for (reqid, inode, leader, pending) in list {
+            let alive = self.requests.get(&reqid).is_some_and(|m| m.peer_of == Some(leader));
+            let still_auth = self.cache.inode(inode).is_some_and(|n| n.is_auth());
+            if !alive || !still_auth {
+                let msg = self.migrate.pin_frozen.get_mut(&reqid).and_then(|f| f.pending.take());
+                self.end_pin_freeze(reqid)?;
+                if let Some(msg) = msg.filter(|_| !self.peers_down.contains(&leader)) {
+                    self.handle_peer_message(leader, msg)?;
+                }
+                return Ok(true);
+            }
+            if pending && self.pinned_only_by(reqid, inode) {
+                let Some(msg) = self.migrate.pin_frozen.get_mut(&reqid).and_then(|f| f.pending.take()) else {
+                    continue;
+                };
+                self.mark_event(reqid, "frozen auth pin");
+                self.send_auth_pin_ack(leader, reqid, msg.freeze)?;
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
+    /// The leader `down` failed: its AUTHPINs waiting here are void.
+    pub(crate) fn pin_freeze_rank_down(&mut self, down: Rank) {
+        for f in self.migrate.pin_frozen.values_mut().filter(|f| f.leader == down) {
+            f.pending = None;
+        }
+        for w in self.migrate.pin_waiters.values_mut() {
+            w.retain(|(from, _)| *from != down);
+        }
+    }
+
     /// Runs held preps whose inode froze, and forgets exports whose peer request is gone.
     /// Returns whether it did anything (the caller loops).
     pub(crate) fn poll_exports(&mut self) -> Result<bool, LockerError> {
+        if self.poll_pin_freezes()? {
+            return Ok(true);
+        }
         let waiting: Vec<(ReqId, InodeId)> = self
             .migrate
             .exporting
@@ -477,6 +660,8 @@ impl Locker {
             .deferred
             .retain(|(_, m)| !matches!(&m.lock.obj, crate::ids::ObjKey::Inode(x) if *x == key_ino));
         self.release_frozen_waiters(i);
+        self.migrate.pin_frozen.remove(&reqid);
+        self.thaw_pin_waiters(i)?;
         self.wake_inode(i)
     }
 
@@ -492,6 +677,14 @@ impl Locker {
         tracing::debug!(%reqid, "rename: export abandoned; inode unfrozen");
         let i = e.inode;
         self.release_frozen_waiters(i);
+        // The freeze against pins lasts as long as the peer request (a retried prep freezes
+        // again); AUTHPINs held back by the full freeze may run now if nothing else blocks.
+        let pins: Vec<(Rank, PeerMsg)> = self.migrate.pin_waiters.remove(&i).unwrap_or_default();
+        for (from, msg) in pins {
+            if !self.peers_down.contains(&from) {
+                self.handle_peer_message(from, msg)?;
+            }
+        }
         let ino = self.cache.inode(i).map(|n| n.ino());
         let (mine, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut self.migrate.deferred)
             .into_iter()
@@ -526,8 +719,15 @@ impl Locker {
     /// auth-pin a freezing or frozen inode waits until it unfreezes or moves. Returns
     /// whether it must wait.
     pub(crate) fn wait_if_frozen(&mut self, reqid: ReqId, objs: &BTreeSet<ObjRef>) -> bool {
+        // An object the request already pins does not stop it (§4.4 phase C): the freeze
+        // waits for that pin instead.
+        let pinned = self.requests.get(&reqid).map(|m| m.auth_pins.clone()).unwrap_or_default();
         let Some(i) = objs.iter().find_map(|o| match o {
-            ObjRef::Inode(i) if self.frozen_for_other(*i, reqid) && self.cache.is_auth_obj(*o) => Some(*i),
+            ObjRef::Inode(i)
+                if !pinned.contains(o) && self.frozen_for_other(*i, reqid) && self.cache.is_auth_obj(*o) =>
+            {
+                Some(*i)
+            }
             _ => None,
         }) else {
             return false;

@@ -20,7 +20,7 @@ use lock_sm::LockType;
 use crate::cache::{InodeData, Linkage};
 use crate::effects::{Errno, FilePath, ReplyData};
 use crate::error::LockerError;
-use crate::ids::{DentryId, Ino, InodeId, LockId, ReqId};
+use crate::ids::{DentryId, Ino, InodeId, LockId, ObjRef, ReqId};
 use crate::journal::JournalEntry;
 use crate::lock::WAIT_RD;
 use crate::mutation::{LockOp, Projection, RDLOCK, SNAP_LOCKED, SNAP2_LOCKED, XLOCK};
@@ -495,6 +495,25 @@ impl Locker {
         self.journal_and_reply_witnessed(reqid, OrigOp::Link, entry, Ok(Some(ino)), Vec::new())
     }
 
+    /// §5.1 RENAME `auth_pin_freeze`: a file whose primary link moves here from a dentry
+    /// another rank is auth for migrates with it (`migrate`), so its auth freezes it when it
+    /// pins it for us; a later pin by another request could otherwise wait for one of our
+    /// locks while our RENAMEPREP waits for that pin to go.
+    fn note_auth_pin_freeze(
+        &mut self,
+        reqid: ReqId,
+        srclink: Linkage,
+        srci: InodeId,
+        destdn: DentryId,
+    ) -> Result<(), LockerError> {
+        let migrates = matches!(srclink, Linkage::Primary(_))
+            && self.cache.inode(srci).is_some_and(|n| !n.is_dir() && !n.is_auth())
+            && self.cache.is_auth_obj(ObjRef::Dentry(destdn));
+        let m = self.mutation_mut(reqid)?;
+        m.auth_pin_freeze = migrates.then_some(ObjRef::Inode(srci));
+        Ok(())
+    }
+
     /// RENAME (§5.2, §8 facts 59, 68): `rdlock_two_paths_xlock_destdn(xlock_srcdn = true)`,
     /// then xlock the source inode's linklock and snaplock, and if the destination exists its
     /// linklock and snaplock too (plus a filelock rdlock to check that a directory being
@@ -577,6 +596,7 @@ impl Locker {
         if let Some(sdn) = straydn {
             locks.extend(self.stray_locks(sdn)?);
         }
+        self.note_auth_pin_freeze(reqid, srclink, srci, d.dn)?;
         if !self.acquire_locks(reqid, &locks)? {
             return Ok(());
         }

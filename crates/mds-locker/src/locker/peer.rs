@@ -14,10 +14,11 @@
 //!   Ceph keeps the peer request until the leader's FINISH. Here FINISH is sent only to
 //!   witnesses of a two-phase update (`witness`); every other peer gets DROPLOCKS when the
 //!   leader's request ends (`release_peers`), and the leader forgets what it held for it.
-//! * A peer never has to wait to auth-pin (nothing freezes in cephlock), so an AUTHPINACK is
-//!   never sent early with the "blocked" `flag` (NOTIFY_BLOCKING) and NONBLOCKING never
-//!   fails. The leader still honours a blocked ack as Ceph does: it drops its locks and keeps
-//!   waiting for the real ack.
+//! * A peer waits to auth-pin only an inode frozen for another request's rename (`migrate`:
+//!   frozen against pins since that rename's AUTHPIN, or for its export). It then always
+//!   sends a "blocked" AUTHPINACK (`flag`) at once, as Ceph does under NOTIFY_BLOCKING, and
+//!   the real ack after the unfreeze; NONBLOCKING is not used. The leader drops its locks
+//!   on a blocked ack and keeps waiting for the real one.
 //! * Early reply (§4.18): only journaled peers (witnesses) forbid it. A request holding remote
 //!   xlocks or remote wrlocks may early-reply, as in Ceph; `set_xlocks_done` then marks the
 //!   replica copy's holder done but leaves the auth's lock in XLOCK, so only the auth's
@@ -190,9 +191,11 @@ impl Locker {
                 set.insert(*obj);
             }
         }
+        let freeze = m.auth_pin_freeze.filter(|o| m.remote_frozen != Some(*o));
         for (rank, objs) in want {
             let mut msg = PeerMsg::new(PeerOp::AuthPin, reqid, client);
             msg.objects = objs.iter().filter_map(|o| self.cache.obj_key(*o)).collect();
+            msg.freeze = freeze.filter(|o| objs.contains(o)).and_then(|o| self.cache.obj_key(o));
             let m = self.mutation_mut(reqid)?;
             m.peers.insert(rank);
             m.waiting_on_peer.insert(rank);
@@ -321,10 +324,14 @@ impl Locker {
             return self.drop_locks(reqid);
         }
         let pinned: BTreeSet<ObjRef> = msg.objects.iter().filter_map(|k| self.cache.resolve_obj(k)).collect();
+        let frozen = msg.freeze.as_ref().and_then(|k| self.cache.resolve_obj(k));
         let m = self.mutation_mut(reqid)?;
         m.remote_auth_pins.retain(|o, r| *r != from || pinned.contains(o));
         for o in pinned {
             m.remote_auth_pins.insert(o, from);
+        }
+        if frozen.is_some() {
+            m.remote_frozen = frozen;
         }
         m.peers.insert(from);
         self.mark_event(reqid, "remote authpins acked");
@@ -454,6 +461,14 @@ impl Locker {
     /// AUTHPIN on the peer: pin every listed object we are auth for and ack with everything
     /// pinned for the request. Nothing freezes here, so pinning never waits.
     fn peer_auth_pin(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
+        if self.requests.get(&msg.reqid).is_some_and(|m| m.peer_of != Some(from)) {
+            // `peer_request` logs and drops it.
+            let _ = self.peer_request(from, &msg, false);
+            return Ok(());
+        }
+        if self.pin_gate(from, &msg)? {
+            return Ok(());
+        }
         let Some(reqid) = self.peer_request(from, &msg, true) else {
             return Ok(());
         };
@@ -469,11 +484,26 @@ impl Locker {
                 }
             }
         }
+        let Some(freeze) = self.start_pin_freeze(from, &msg)? else {
+            // Acked once only this request pins the inode (`poll_pin_freezes`).
+            return Ok(());
+        };
+        self.send_auth_pin_ack(from, reqid, freeze)
+    }
+
+    /// AUTHPINACK: everything pinned here for the request, and the inode frozen for it.
+    pub(crate) fn send_auth_pin_ack(
+        &mut self,
+        to: Rank,
+        reqid: ReqId,
+        freeze: Option<crate::ids::ObjKey>,
+    ) -> Result<(), LockerError> {
         let m = self.mutation(reqid)?;
         let mut ack = PeerMsg::new(PeerOp::AuthPinAck, reqid, m.client);
         ack.objects = m.auth_pins.iter().filter_map(|o| self.cache.obj_key(*o)).collect();
+        ack.freeze = freeze;
         self.mark_event(reqid, "auth pinned for peer");
-        self.send(from, MdsMessage::Peer(ack));
+        self.send(to, MdsMessage::Peer(ack));
         Ok(())
     }
 

@@ -120,6 +120,7 @@ impl Locker {
         for reqid in led {
             self.cleanup_request(reqid)?;
         }
+        self.pin_freeze_rank_down(down);
         self.peers_down.insert(down);
         // Our requests stop waiting for its acks; `rank_active` retries them.
         for m in self.requests.values_mut().filter(|m| m.peer_of.is_none()) {
