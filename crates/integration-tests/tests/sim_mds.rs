@@ -351,9 +351,12 @@ fn mds_sim_without_faults_many_clients() {
 /// * 2/53, 3/26: FindIno for a directory whose mkdir was only answered early (§5.1);
 /// * 2/21: the exporter of a migrated file kept its xlocks until FINISH while the new auth
 ///   xlocked the same lock (two holders, §4.7);
-/// * 3/94: RMDIR of a renamed directory whose frags live only on another rank (§5.2).
+/// * 3/94: RMDIR of a renamed directory whose frags live only on another rank (§5.2);
+/// * 2/118: a rename exporting a file and a rename over a remote link to it deadlocked (the
+///   export's freeze waited for the other's auth pin, which waited for the export's xlock);
+///   the srcdn auth now freezes at AUTHPIN time, as Ceph's `auth_pin_freeze` (§4.4, §4.17).
 const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] =
-    &[(2, 1), (2, 5), (3, 7), (2, 35), (2, 45), (2, 53), (3, 26), (2, 21), (3, 94)];
+    &[(2, 1), (2, 5), (3, 7), (2, 35), (2, 45), (2, 53), (3, 26), (2, 21), (3, 94), (2, 118)];
 
 #[test]
 fn mds_sim_cross_subtree_regression_seeds_mds_s4_17_s5_2() {
