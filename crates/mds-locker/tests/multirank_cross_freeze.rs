@@ -9,46 +9,15 @@
 //! first rename xlocked it and then wait for those xlocks, while the first rename's
 //! RENAMEPREP waited for that pin to go before freezing for the export: a deadlock.
 
-use mds_locker::cluster::{Cluster, FifoTransport, Output, Transport};
+use mds_locker::cluster::{Cluster, FifoTransport, Output};
 use mds_locker::cooperative::CooperativeClients;
 use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op, ReqId};
 
+mod multirank_scenario;
+
+use multirank_scenario::{check, drive};
+
 type C = Cluster<FifoTransport>;
-
-fn check(c: &C) {
-    if let Err(v) = mds_locker::invariants::check_cluster(c.lockers(), c.transport().in_flight()) {
-        panic!("invariants violated: {v:#?}");
-    }
-}
-
-/// Runs the cluster until quiet (messages, cooperative client answers, journals made safe
-/// only when the network is quiet), checking the invariants after every step.
-fn drive(c: &mut C, clients: &mut CooperativeClients) -> Vec<Output> {
-    let mut out = Vec::new();
-    for _ in 0..20_000 {
-        if c.step().unwrap() {
-            check(c);
-            continue;
-        }
-        let batch = c.take_outputs();
-        let answers = clients.answers(&batch);
-        let answered = !answers.is_empty();
-        for (r, ev) in answers {
-            c.handle(r, ev).unwrap();
-            check(c);
-        }
-        out.extend(batch);
-        let pending: Vec<u32> = (0..c.len() as u32).filter(|r| c.unsafe_entries(*r) > 0).collect();
-        if pending.is_empty() && !answered && c.transport().in_flight() == 0 {
-            return out;
-        }
-        for r in pending {
-            c.make_safe(r).unwrap();
-            check(c);
-        }
-    }
-    panic!("cluster did not settle");
-}
 
 fn send(c: &mut C, rank: u32, client: u64, reqid: u64, op: Op) {
     if !c.rank(rank).sessions().any(|s| s.client() == client) {

@@ -11,47 +11,15 @@
 //! longer links it.
 
 use mds_locker::cache::Linkage;
-use mds_locker::cluster::{Cluster, FifoTransport, Output, Transport};
+use mds_locker::cluster::{Cluster, FifoTransport};
 use mds_locker::cooperative::CooperativeClients;
 use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op, ReqId};
 
+mod multirank_scenario;
+
+use multirank_scenario::{check, drive};
+
 type C = Cluster<FifoTransport>;
-
-fn check(c: &C) {
-    if let Err(v) = mds_locker::invariants::check_cluster(c.lockers(), c.transport().in_flight()) {
-        panic!("invariants violated: {v:#?}");
-    }
-}
-
-/// Delivers one message at a time with the invariants after each, answers revokes as a
-/// cooperative client does, and makes journals safe only when the network is quiet, so every
-/// intermediate state of a two-phase update is checked.
-fn drive(c: &mut C, clients: &mut CooperativeClients) -> Vec<Output> {
-    let mut out = Vec::new();
-    for _ in 0..20_000 {
-        if c.step().unwrap() {
-            check(c);
-            continue;
-        }
-        let batch = c.take_outputs();
-        let answers = clients.answers(&batch);
-        let answered = !answers.is_empty();
-        for (r, ev) in answers {
-            c.handle(r, ev).unwrap();
-            check(c);
-        }
-        out.extend(batch);
-        let pending: Vec<u32> = (0..c.len() as u32).filter(|r| c.unsafe_entries(*r) > 0).collect();
-        if pending.is_empty() && !answered && c.transport().in_flight() == 0 {
-            return out;
-        }
-        for r in pending {
-            c.make_safe(r).unwrap();
-            check(c);
-        }
-    }
-    panic!("cluster did not settle");
-}
 
 /// Sends `op` to `rank` and runs the cluster until quiet; the safe reply's result.
 fn submit(

@@ -43,7 +43,7 @@ impl Transport for Recording {
 
 pub type C = Cluster<Recording>;
 
-pub fn check(c: &C) {
+pub fn check<T: Transport>(c: &Cluster<T>) {
     if let Err(v) = mds_locker::invariants::check_cluster(c.lockers(), c.transport().in_flight()) {
         panic!("invariants violated: {v:#?}");
     }
@@ -51,8 +51,9 @@ pub fn check(c: &C) {
 
 /// Delivers everything one step at a time (invariants after each), answers cap and lease
 /// revokes as a cooperative client does, makes journals safe when the network is quiet;
-/// returns the outputs.
-pub fn drive(c: &mut C, clients: &mut CooperativeClients) -> Vec<Output> {
+/// returns the outputs. Generic over the transport so the cross-subtree tests, on the plain
+/// FIFO transport, share it.
+pub fn drive<T: Transport>(c: &mut Cluster<T>, clients: &mut CooperativeClients) -> Vec<Output> {
     let mut out = Vec::new();
     for _ in 0..20_000 {
         if c.step().unwrap() {
