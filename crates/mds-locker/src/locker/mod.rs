@@ -723,6 +723,9 @@ impl Locker {
     fn journal_safe(&mut self, upto: JournalSeq) -> Result<(), LockerError> {
         let done: Vec<(JournalSeq, ReqId)> = self.committing.range(..=upto).map(|(s, r)| (*s, *r)).collect();
         for (seq, reqid) in done {
+            // Two-phase entries journaled before this one first: projections install in
+            // journal order (witness.rs `witness_prepare_safe`).
+            self.twophase_safe_below(seq)?;
             self.committing.remove(&seq);
             self.commit(reqid)?;
         }

@@ -16,16 +16,20 @@
 //!
 //! Witness: a *PREP joins the peer request that already holds the leader's remote locks here
 //! (same request id), checks the edits against its authoritative objects, projects them,
-//! journals EPeerUpdate PREPARE (with the rollback record) and acks once that is safe. FINISH
-//! (commit) applies the projections, journals EPeerUpdate COMMIT and drops the peer request's
-//! locks, then answers COMMITTED once COMMIT is safe; FINISH (abort) drops the projections,
-//! journals ROLLBACK (if it had prepared) and drops the locks. FINISH replaces DROPLOCKS for
+//! journals EPeerUpdate PREPARE (with the rollback record), and once that is safe installs
+//! the inode and fnode projections and acks. FINISH (commit) installs the dentry linkages,
+//! journals EPeerUpdate COMMIT and drops the peer request's locks, then answers COMMITTED
+//! once COMMIT is safe; FINISH (abort) drops the linkage projections, projects and journals
+//! ROLLBACK with the inverse of the installed counts (if it had prepared; an abort before
+//! the PREPARE is safe waits for it) and drops the locks. FINISH replaces DROPLOCKS for
 //! a witness: the leader never sends DROPLOCKS to a rank it sent a *PREP.
 //!
 //! Deviations from Ceph, by design of this scope:
-//! * The witness projects at PREPARE and applies at COMMIT; Ceph's witness applies when its
-//!   PREPARE is safe and undoes with the rollback record on abort. Nobody can observe the
-//!   difference while the leader's locks are held; an abort here only drops projections.
+//! * The witness installs inode and fnode changes when its PREPARE is safe, as Ceph's does
+//!   (local requests under the shared filelock/nestlock wrlocks stack on top of them and
+//!   must install after them), but dentry linkages only at COMMIT (the leader's xlocks keep
+//!   everyone else off them; a renamed file's primary link moves with its auth). A rollback
+//!   undoes counts as deltas and does not turn change/modification times back.
 //! * The leader projects before the preps (to compute the edits), drops the projections,
 //!   and projects again after the acks; Ceph computes the witness payload before projecting.
 //! * A renamed file migrates to the leader with its primary link (`migrate`: the srcdn auth,
@@ -117,17 +121,28 @@ struct Leading {
     held_prep: Option<Rank>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Witnessing {
     leader: Rank,
     origop: OrigOp,
     prepared: bool,
+    /// The PREPARE is safe and its projections are installed (Ceph's witness applies the
+    /// update once the prepare is journaled, `_logged_peer_*`).
+    applied: bool,
+    /// FINISH (abort) came while the PREPARE was still unsafe: apply, then roll back, once
+    /// it is safe (the projections cannot be dropped from under later requests' ones).
+    abort_requested: bool,
+    /// The edits that undo this update on this rank (Ceph's rollback blob, `rollback_blob`),
+    /// computed before projecting.
+    inverse: Vec<WitnessEdit>,
 }
 
 #[derive(Debug, Clone, Copy)]
 enum OnSafe {
-    /// A witness's PREPARE: ack the leader.
-    Prepared { reqid: ReqId, leader: Rank },
+    /// A witness's PREPARE: install its projections and ack the leader (`ack` is false once
+    /// the leader failed or aborted: resolve or the abort decides instead).
+    Prepared { reqid: ReqId, leader: Rank, ack: bool },
+
     /// A witness's COMMIT: tell the leader.
     Committed { reqid: ReqId, leader: Rank },
 }
@@ -522,7 +537,14 @@ impl Locker {
             return Ok(());
         };
         let origop = prep.origop;
-        let mut w = Witnessing { leader: from, origop, prepared: false };
+        let mut w = Witnessing {
+            leader: from,
+            origop,
+            prepared: false,
+            applied: false,
+            abort_requested: false,
+            inverse: Vec::new(),
+        };
         if let Err(e) = self.witness_check(&prep.edits) {
             tracing::debug!(%reqid, ?e, "cannot prepare");
             self.mark_event(reqid, "witness refused prep");
@@ -532,6 +554,7 @@ impl Locker {
             self.send(from, MdsMessage::Peer(ack));
             return Ok(());
         }
+        w.inverse = Self::witness_inverse(&prep.edits);
         self.witness_project(reqid, &prep.edits)?;
         let changes = self.projected_changes(reqid)?;
         let entry = JournalEntry {
@@ -545,7 +568,7 @@ impl Locker {
                 rollback: rollback_blob(&prep.edits),
             }),
         };
-        let seq = self.submit_twophase(entry, Some(OnSafe::Prepared { reqid, leader: from }));
+        let seq = self.submit_twophase(entry, Some(OnSafe::Prepared { reqid, leader: from, ack: true }));
         self.mutation_mut(reqid)?.phase = Phase::Committing(seq);
         w.prepared = true;
         self.twophase.witnessing.insert(reqid, w);
@@ -737,36 +760,159 @@ impl Locker {
             }
             return Ok(());
         };
-        if w.leader != from {
-            tracing::warn!(from, %reqid, "finish from a rank that is not the leader; ignored");
+        if w.leader != from || w.abort_requested {
+            tracing::warn!(from, %reqid, "finish from a rank that is not the leader, or again; ignored");
             self.twophase.witnessing.insert(reqid, w);
             return Ok(());
         }
+        if w.prepared && abort {
+            return self.witness_abort_prepared(reqid, w);
+        }
         if w.prepared {
-            // The PREPARE may still be in the journal queue; ack it no more.
+            // The PREPARE is safe (the leader commits only after every ack, resolve only a
+            // safe prepare): its projections are already installed.
             self.twophase
                 .pending
                 .retain(|_, a| !matches!(a, OnSafe::Prepared { reqid: r, .. } if *r == reqid));
-            let phase = if abort {
-                self.discard_projections(reqid)?;
-                self.export_aborted(reqid)?;
-                PeerPhase::Rollback
-            } else {
-                self.apply_projections(reqid)?;
-                self.export_committed(reqid)?;
-                PeerPhase::Commit
-            };
+            self.apply_projections(reqid)?;
+            self.export_committed(reqid)?;
+            let phase = PeerPhase::Commit;
             let entry = JournalEntry {
                 reqid,
                 description: w.origop.name().to_string(),
                 changes: Vec::new(),
                 peer: Some(PeerRecord::Peer { leader: from, phase, origop: w.origop, rollback: Vec::new() }),
             };
-            let on_safe = (!abort).then_some(OnSafe::Committed { reqid, leader: from });
-            self.submit_twophase(entry, on_safe);
+            self.submit_twophase(entry, Some(OnSafe::Committed { reqid, leader: from }));
         }
         if self.requests.get(&reqid).is_some_and(|m| m.peer_of == Some(from)) {
             self.mark_event(reqid, if abort { "peer update rolled back" } else { "peer update committed" });
+            self.mutation_mut(reqid)?.phase = Phase::Holding;
+            self.cleanup_request(reqid)?;
+        }
+        Ok(())
+    }
+
+    /// The edits that undo the installed part of `edits` on this rank (§4.17: Ceph's witness
+    /// keeps a rollback record and, on abort after applying, journals and applies the
+    /// inverse update). Counts and statistics are undone as deltas, so later requests'
+    /// changes on the same objects (under shared wrlocks) survive the rollback. Linkages are
+    /// not installed before FINISH (`witness_prepare_safe`), so they have no inverse: an
+    /// abort drops their projections. Deviation: change and modification times are not
+    /// turned back (Ceph restores them when nothing else moved them).
+    fn witness_inverse(edits: &[WitnessEdit]) -> Vec<WitnessEdit> {
+        let mut out = Vec::new();
+        for e in edits {
+            match e {
+                WitnessEdit::Link { .. } => {}
+                WitnessEdit::Inode { ino, nlink_delta, .. } => {
+                    out.push(WitnessEdit::Inode { ino: *ino, nlink_delta: -*nlink_delta, ctime_ms: 0 });
+                }
+                WitnessEdit::Frag { dir, nfiles, nsubdirs, rfiles, rsubdirs, .. } => {
+                    out.push(WitnessEdit::Frag {
+                        dir: *dir,
+                        nfiles: -*nfiles,
+                        nsubdirs: -*nsubdirs,
+                        rfiles: -*rfiles,
+                        rsubdirs: -*rsubdirs,
+                        mtime_ms: 0,
+                    })
+                }
+                WitnessEdit::Rmdir { .. } => {}
+            }
+        }
+        out
+    }
+
+    /// The witness's PREPARE is safe: install its inode and fnode projections now, as Ceph's
+    /// witness applies the update once the prepare is journaled (§4.17). Projections are made
+    /// right before their journal entry and entries turn safe in order, so a local request
+    /// that projected the same object afterwards (a directory's filelock and nestlock
+    /// wrlocks are shared with the leader's) stacks on top and installs after it. Installing
+    /// at FINISH instead let such a request, committing first, install this update's
+    /// projection as its own and leave its own behind (simulator, cross-subtree, seeds 219,
+    /// 616, 835, 813). Deviation: the dentry linkages stay projected until FINISH (commit);
+    /// the leader's xlocks keep every other request off those dentries, so nothing stacks on
+    /// them, and a renamed file's primary link moves with its auth at commit (`migrate`),
+    /// where Ceph's exporter relinks at prepare and exports at commit.
+    /// Returns whether the leader is to be acked.
+    fn witness_prepare_safe(&mut self, reqid: ReqId) -> Result<bool, LockerError> {
+        let Some(w) = self.twophase.witnessing.get_mut(&reqid) else { return Ok(true) };
+        if w.applied || !self.requests.contains_key(&reqid) {
+            return Ok(true);
+        }
+        w.applied = true;
+        let abort = w.abort_requested;
+        let projections = std::mem::take(&mut self.mutation_mut(reqid)?.projections);
+        let (links, now): (Vec<_>, Vec<_>) =
+            projections.into_iter().partition(|p| matches!(p, Projection::Linkage(_)));
+        self.mutation_mut(reqid)?.projections = now;
+        self.apply_projections(reqid)?;
+        self.mutation_mut(reqid)?.projections = links;
+        self.mark_event(reqid, "peer prepare safe; applied");
+        if abort && let Some(mut w) = self.twophase.witnessing.remove(&reqid) {
+            w.abort_requested = false;
+            self.witness_start_rollback(reqid, w)?;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    /// FINISH (abort) for a prepared update: once its PREPARE is safe (and applied), undo it
+    /// with a ROLLBACK; before that, ack it no more and roll back when it is safe.
+    fn witness_abort_prepared(&mut self, reqid: ReqId, mut w: Witnessing) -> Result<(), LockerError> {
+        if !w.applied {
+            for a in self.twophase.pending.values_mut() {
+                if let OnSafe::Prepared { reqid: r, ack, .. } = a
+                    && *r == reqid
+                {
+                    *ack = false;
+                }
+            }
+            w.abort_requested = true;
+            self.twophase.witnessing.insert(reqid, w);
+            return Ok(());
+        }
+        self.witness_start_rollback(reqid, w)
+    }
+
+    /// Undoes an applied update: drops its linkage projections, projects the inverse counts
+    /// under an internal mutation that journals EPeerUpdate ROLLBACK with them and installs
+    /// them when that is safe (like any entry, after the entries journaled before it), and
+    /// ends the peer request. Deviation: Ceph's peer keeps its locks until the rollback is
+    /// logged; here the peer request goes at once, as a restarted leader re-runs the request
+    /// under the same id and must find no old peer request (later requests stack on the
+    /// rollback's projections in journal order, so nothing is lost).
+    fn witness_start_rollback(&mut self, reqid: ReqId, w: Witnessing) -> Result<(), LockerError> {
+        let seq = JournalSeq(self.next_seq);
+        self.next_seq += 1;
+        let rb = ReqId(ReqId::INTERNAL_BASE + seq.0);
+        let now = self.now_ms();
+        self.requests.insert(rb, crate::mutation::Mutation::new(rb, None, now));
+        if self.requests.contains_key(&reqid) {
+            self.discard_projections(reqid)?;
+        }
+        self.witness_project(rb, &w.inverse)?;
+        let entry = JournalEntry {
+            reqid,
+            description: w.origop.name().to_string(),
+            changes: self.projected_changes(rb)?,
+            peer: Some(PeerRecord::Peer {
+                leader: w.leader,
+                phase: PeerPhase::Rollback,
+                origop: w.origop,
+                rollback: Vec::new(),
+            }),
+        };
+        self.stats.journal_submits += 1;
+        self.fx.push(Effect::JournalSubmit { seq, entry });
+        self.committing.insert(seq, rb);
+        self.mutation_mut(rb)?.phase = Phase::Committing(seq);
+        self.mark_event(rb, "submit entry: peer rollback");
+        self.need_flush = true;
+        self.export_aborted(reqid)?;
+        if self.requests.get(&reqid).is_some_and(|m| m.peer_of == Some(w.leader)) {
+            self.mark_event(reqid, "peer update rolled back");
             self.mutation_mut(reqid)?.phase = Phase::Holding;
             self.cleanup_request(reqid)?;
         }
@@ -792,10 +938,25 @@ impl Locker {
     /// `journal_safe` for the two-phase entries up to `upto`.
     pub(crate) fn twophase_safe(&mut self, upto: JournalSeq) -> Result<(), LockerError> {
         let done: Vec<JournalSeq> = self.twophase.pending.range(..=upto).map(|(s, _)| *s).collect();
+        self.twophase_safe_seqs(done)
+    }
+
+    /// `journal_safe` for the two-phase entries before `seq`: run before the request whose
+    /// entry is `seq` commits, so that entries turn safe (and projections install) in
+    /// journal order.
+    pub(crate) fn twophase_safe_below(&mut self, seq: JournalSeq) -> Result<(), LockerError> {
+        let done: Vec<JournalSeq> = self.twophase.pending.range(..seq).map(|(s, _)| *s).collect();
+        self.twophase_safe_seqs(done)
+    }
+
+    fn twophase_safe_seqs(&mut self, done: Vec<JournalSeq>) -> Result<(), LockerError> {
         for seq in done {
             let Some(a) = self.twophase.pending.remove(&seq) else { continue };
             match a {
-                OnSafe::Prepared { reqid, leader } => {
+                OnSafe::Prepared { reqid, leader, ack } => {
+                    if !self.witness_prepare_safe(reqid)? || !ack {
+                        continue;
+                    }
                     let client = self.requests.get(&reqid).and_then(|m| m.client);
                     if let Some(m) = self.requests.get(&reqid) {
                         let _ = m;
@@ -943,8 +1104,15 @@ impl Locker {
             }
         }
         self.twophase.witnessing.retain(|_, w| w.leader != down || w.prepared);
-        // A prepare that turns safe while its leader is down is acked by the resolve instead.
-        self.twophase.pending.retain(|_, a| !matches!(a, OnSafe::Prepared { leader, .. } if *leader == down));
+        // A prepare that turns safe while its leader is down is acked by the resolve instead
+        // (it still installs its projections then).
+        for a in self.twophase.pending.values_mut() {
+            if let OnSafe::Prepared { leader, ack, .. } = a
+                && *leader == down
+            {
+                *ack = false;
+            }
+        }
         self.twophase.witnessing.iter().filter(|(_, w)| w.leader == down).map(|(r, _)| *r).collect()
     }
 
@@ -993,7 +1161,7 @@ impl Locker {
         self.twophase
             .witnessing
             .iter()
-            .filter(|(_, w)| w.leader == leader && w.prepared)
+            .filter(|(_, w)| w.leader == leader && w.prepared && !w.abort_requested)
             .map(|(r, w)| (*r, w.origop))
             .collect()
     }
