@@ -112,6 +112,10 @@ pub struct DiscoverReply {
     pub bundle: ReplicaBundle,
     /// The directory is complete on its auth and has no such entry (Ceph's error_dn flag).
     pub missing: bool,
+    /// The rank auth for the inode the dentry primary-links, when that is not the replying
+    /// dirfrag auth (a directory renamed into another rank's dirfrag keeps its auth, see
+    /// `locker::discover_inode`): the asker gets the inode from there.
+    pub inode_auth: Option<crate::ids::Rank>,
 }
 
 impl MdsMessage {

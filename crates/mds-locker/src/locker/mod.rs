@@ -13,6 +13,8 @@
 
 mod acquire;
 mod caps;
+mod deferred_eval;
+mod discover_inode;
 mod eval;
 mod find_ino;
 mod flock_ops;
@@ -23,6 +25,7 @@ mod ops_attr;
 mod ops_link;
 mod ops_read;
 mod peer;
+mod peer_park;
 mod rejoin;
 mod replay;
 mod replicate;
@@ -191,6 +194,12 @@ pub struct Locker {
     pub(crate) replay_inos: BTreeMap<ReqId, Option<Ino>>,
     /// Searches for base inodes this rank lacks (`find_ino`); volatile, like Ceph's.
     pub(crate) finds: find_ino::FindInos,
+    /// Replicated auth locks whose evaluation `eval_gather` postponed until the requests it
+    /// woke have run (`deferred_eval`).
+    deferred_evals: BTreeSet<LockId>,
+    /// Peer messages waiting for another leader's peer request with the same id to end
+    /// (`peer_park`).
+    parked_peer_msgs: Vec<(Rank, crate::message::PeerMsg)>,
 }
 
 impl Locker {
@@ -228,6 +237,8 @@ impl Locker {
             twophase: witness::TwoPhase::default(),
             finds: find_ino::FindInos::default(),
             migrate: migrate::MigrateState::default(),
+            deferred_evals: BTreeSet::new(),
+            parked_peer_msgs: Vec::new(),
         }
     }
 
@@ -385,6 +396,10 @@ impl Locker {
                 if self.requests.get(&reqid).is_some_and(|m| m.phase == Phase::Locking) {
                     self.dispatch(reqid)?;
                 }
+            } else if self.run_deferred_eval()? {
+                // A replicated lock left idle by the requests its transition woke.
+            } else if self.unpark_peer_message()? {
+                // A peer request that met another leader's peer request of the same id.
             } else if self.retry_parked_reqrdlock()? {
                 // A replica's REQRDLOCK parked until its lock became stable (§4.12).
             } else if self.poll_exports()? {

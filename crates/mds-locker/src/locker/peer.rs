@@ -313,7 +313,7 @@ impl Locker {
     /// so the peer's wait cannot deadlock against them.
     fn leader_auth_pin_ack(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
         let Some(reqid) = self.leader_request(from, &msg) else {
-            return Ok(());
+            return self.drop_orphan_auth_pin(from, &msg);
         };
         if !self.mutation(reqid)?.waiting_on_peer.contains(&from) {
             tracing::warn!(from, %reqid, "unexpected authpin ack; ignored");
@@ -345,6 +345,11 @@ impl Locker {
     pub(crate) fn peer_request(&mut self, from: Rank, msg: &PeerMsg, create: bool) -> Option<ReqId> {
         match self.requests.get(&msg.reqid) {
             Some(m) if m.peer_of == Some(from) => Some(msg.reqid),
+            Some(m) if create && m.peer_of.is_some() => {
+                // Another leader's peer request (the request was forwarded): `peer_park`.
+                self.park_peer_message(from, msg.clone());
+                None
+            }
             Some(_) => {
                 tracing::error!(from, reqid = %msg.reqid, op = msg.op.name(), "peer request id already in use here; dropped");
                 None
@@ -462,8 +467,8 @@ impl Locker {
     /// pinned for the request. Nothing freezes here, so pinning never waits.
     fn peer_auth_pin(&mut self, from: Rank, msg: PeerMsg) -> Result<(), LockerError> {
         if self.requests.get(&msg.reqid).is_some_and(|m| m.peer_of != Some(from)) {
-            // `peer_request` logs and drops it.
-            let _ = self.peer_request(from, &msg, false);
+            // `peer_request` parks it (another leader's peer request) or logs and drops it.
+            let _ = self.peer_request(from, &msg, true);
             return Ok(());
         }
         if self.pin_gate(from, &msg)? {

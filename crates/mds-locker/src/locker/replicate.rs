@@ -179,7 +179,8 @@ impl Locker {
             Some(a) if a != me => {
                 // Not ours: tell the asker what we know of the frag, then it will ask the auth.
                 let mut bundle = ReplicaBundle::default();
-                for fx in self.replicate_to(&ObjKey::Inode(d.dir), from)? {
+                let target = self.linked_inode_target(dir, &d.name).unwrap_or(ObjKey::Inode(d.dir));
+                for fx in self.replicate_to(&target, from)? {
                     if let Effect::Send { msg: MdsMessage::Replicate(b), .. } = fx {
                         bundle.objects.extend(b.objects);
                     }
@@ -199,6 +200,7 @@ impl Locker {
                         name: d.name,
                         bundle,
                         missing: false,
+                        inode_auth: None,
                     }),
                 );
                 return Ok(());
@@ -239,6 +241,7 @@ impl Locker {
             .lookup_dentry(dir, &d.name)
             .and_then(|dn| self.cache.dentry(dn))
             .is_none_or(|x| x.linkage() == Linkage::Null);
+        let inode_auth = self.linked_inode_elsewhere(dir, &d.name);
         let mut bundle = ReplicaBundle::default();
         let chain_target = target.unwrap_or(ObjKey::Inode(d.dir));
         for fx in self.replicate_to(&chain_target, from)? {
@@ -262,7 +265,13 @@ impl Locker {
         }
         self.send(
             from,
-            MdsMessage::DiscoverReply(DiscoverReply { dir: d.dir, name: d.name, bundle, missing }),
+            MdsMessage::DiscoverReply(DiscoverReply {
+                dir: d.dir,
+                name: d.name,
+                bundle,
+                missing,
+                inode_auth,
+            }),
         );
         Ok(())
     }
@@ -270,7 +279,11 @@ impl Locker {
     /// The asker side: add the replicas, then retry the waiting requests (a missing name
     /// fails them with ENOENT on retry).
     fn handle_discover_reply(&mut self, from: Rank, r: DiscoverReply) -> Result<(), LockerError> {
+        let inode_auth = r.inode_auth;
         self.apply_replicas(from, r.bundle)?;
+        if self.discover_linked_inode(from, r.dir, &r.name, inode_auth) {
+            return Ok(());
+        }
         self.discover_to.remove(&(r.dir, r.name.clone()));
         let waiting = self.discovering.remove(&(r.dir, r.name.clone())).unwrap_or_default();
         for reqid in waiting {

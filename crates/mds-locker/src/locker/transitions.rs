@@ -129,8 +129,13 @@ impl Locker {
         // at the new state; re-evaluating now could move it away before they retry (e.g.
         // LOCK → SYNC under a woken wrlock request), and each such bounce costs the replicas
         // a round trip, forever. Their own release re-evaluates the lock.
-        if is_auth && self.lk(id)?.is_stable() && !(woke && self.lock_replicated(id)) {
-            self.try_eval(id)?;
+        if is_auth && self.lk(id)?.is_stable() {
+            if !(woke && self.lock_replicated(id)) {
+                self.try_eval(id)?;
+            } else {
+                // ...but if they leave it idle, it is evaluated at the end of the event.
+                self.defer_eval(id);
+            }
         }
         if need_issue {
             self.request_issue(id);
