@@ -40,10 +40,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
+use lock_sm::LockType;
+
 use crate::cache::{Linkage, MAX_DEPTH};
 use crate::effects::Errno;
 use crate::error::LockerError;
-use crate::ids::{Ino, InodeId, Rank, ReqId};
+use crate::ids::{Ino, InodeId, LockId, Rank, ReqId};
+use crate::lock::{WAIT_RD, WAIT_STABLE};
 use crate::message::{Discover, FindIno, FindInoReply, MdsMessage};
 
 use super::Locker;
@@ -105,6 +108,9 @@ struct Walk {
     awaiting: Option<(Ino, String, Rank)>,
     /// The auth of the next name is down: the walk resumes when it is active again.
     blocked_on: Option<Rank>,
+    /// A dentry on the path whose lock is not readable: the walk resumes once it is (see
+    /// `find_ino_unreadable`).
+    blocked_lock: Option<LockId>,
     /// Discovers sent for this walk.
     discovers: u32,
 }
@@ -141,7 +147,12 @@ impl Locker {
             if !f.waiters.contains(&reqid) {
                 f.waiters.push(reqid);
             }
+            // Woken by the dentry lock a walk waits for: move the walk on.
+            let lock_blocked = f.walk.as_ref().is_some_and(|w| w.blocked_lock.is_some());
             self.mark_event(reqid, "waiting for find_ino");
+            if lock_blocked {
+                self.find_ino_advance(ino)?;
+            }
             return Ok(Step::Wait);
         }
         let rounds = self.finds.rounds.entry(reqid).or_insert(0);
@@ -387,6 +398,7 @@ impl Locker {
                 let f = self.finds.by_ino.remove(&ino).map(|f| f.waiters).unwrap_or_default();
                 tracing::debug!(rank = me, %ino, waiters = ?f, "find_ino found the inode; retrying requests");
                 for reqid in f {
+                    self.find_ino_unpark(reqid)?;
                     if self.requests.contains_key(&reqid) {
                         self.mark_event(reqid, "find_ino found the base inode");
                         self.requeue(reqid);
@@ -397,6 +409,14 @@ impl Locker {
             if let Some(w) = &f.walk {
                 if w.awaiting.is_some() || w.blocked_on.is_some() {
                     return Ok(());
+                }
+                if let Some(l) = w.blocked_lock {
+                    if self.lk(l).is_ok_and(|x| !x.can_read(None)) {
+                        return Ok(());
+                    }
+                    if let Some(w) = self.finds.by_ino.get_mut(&ino).and_then(|f| f.walk.as_mut()) {
+                        w.blocked_lock = None;
+                    }
                 }
                 match self.find_ino_walk(ino)? {
                     WalkStep::Wait => return Ok(()),
@@ -412,7 +432,14 @@ impl Locker {
                 }
             }
             if let Some((from, path)) = f.answers.pop_front() {
-                f.walk = Some(Walk { from, path, awaiting: None, blocked_on: None, discovers: 0 });
+                f.walk = Some(Walk {
+                    from,
+                    path,
+                    awaiting: None,
+                    blocked_on: None,
+                    blocked_lock: None,
+                    discovers: 0,
+                });
                 continue;
             }
             if !f.asked.is_empty() || !f.down.is_empty() {
@@ -426,6 +453,7 @@ impl Locker {
             let waiters = self.finds.by_ino.remove(&ino).map(|f| f.waiters).unwrap_or_default();
             tracing::debug!(rank = me, %ino, ?waiters, "find_ino: no rank has the inode");
             for reqid in waiters {
+                self.find_ino_unpark(reqid)?;
                 if self.requests.contains_key(&reqid) {
                     self.finds.failed.insert(reqid, ino);
                     self.mark_event(reqid, "find_ino found nothing");
@@ -451,6 +479,11 @@ impl Locker {
         for name in &path {
             if !self.cache.inode(cur).is_some_and(|n| n.is_dir()) {
                 return Ok(WalkStep::Stale("a name on the path is not a directory"));
+            }
+            if let Some(dn) = self.cache.lookup_dentry(cur, name)
+                && self.find_ino_unreadable(ino, LockId::dentry(dn, LockType::Dn))?
+            {
+                return Ok(WalkStep::Wait);
             }
             match self.cache.lookup_dentry(cur, name).and_then(|d| self.cache.dentry(d)) {
                 Some(d) => match d.linkage() {
@@ -504,5 +537,52 @@ impl Locker {
         tracing::debug!(rank = me, %ino, dir = %dir_ino, name = %name, to, "find_ino walk discovers");
         self.send(to, MdsMessage::Discover(Discover { dir: dir_ino, name }));
         Ok(WalkStep::Wait)
+    }
+
+    /// A search's request leaves the dentry lock its walk parked it on (the search ended
+    /// some other way), so it is never on a waiter list it no longer waits for.
+    fn find_ino_unpark(&mut self, reqid: ReqId) -> Result<(), LockerError> {
+        let Some(m) = self.requests.get_mut(&reqid) else { return Ok(()) };
+        let Some(l) = m.waiting_on.take() else { return Ok(()) };
+        self.lkm(l)?.remove_waiters_of(reqid);
+        Ok(())
+    }
+
+    /// §5.1 `path_traverse` (DISCOVER, no path locks): a dentry whose lock cannot be read
+    /// says nothing yet. A replica's linkage may be stale while the auth holds the xlock of a
+    /// create or rename, so concluding "null, the path is stale" from it answered ENOENT
+    /// for an inode that exists (simulator, `--cross-subtree`, 2 ranks, seeds 100, 855). As
+    /// `rdlock_start` would, kick the lock once toward a readable state (a stable replica
+    /// sends REQRDLOCK, §4.5), and if that is not enough park the search's requests on the
+    /// lock; their re-dispatch moves the walk on (`find_ino_for`). Returns whether the walk
+    /// must wait.
+    fn find_ino_unreadable(&mut self, ino: Ino, dn_lock: LockId) -> Result<bool, LockerError> {
+        if self.lk(dn_lock)?.can_read(None) {
+            return Ok(false);
+        }
+        let waiters: Vec<ReqId> = self
+            .finds
+            .by_ino
+            .get(&ino)
+            .map(|f| f.waiters.iter().copied().filter(|r| self.requests.contains_key(r)).collect())
+            .unwrap_or_default();
+        let Some(first) = waiters.first().copied() else {
+            return Ok(false);
+        };
+        if self.rdlock_kick(dn_lock, true, first)? && self.lk(dn_lock)?.can_read(None) {
+            return Ok(false);
+        }
+        for reqid in waiters {
+            if self.mutation(reqid)?.waiting_on != Some(dn_lock) {
+                self.find_ino_unpark(reqid)?;
+                self.add_waiter(dn_lock, WAIT_RD | WAIT_STABLE, reqid)?;
+            }
+        }
+        self.nudge_log(dn_lock)?;
+        if let Some(w) = self.finds.by_ino.get_mut(&ino).and_then(|f| f.walk.as_mut()) {
+            w.blocked_lock = Some(dn_lock);
+        }
+        tracing::debug!(rank = self.cache.rank(), %ino, lock = ?dn_lock, "find_ino walk waits for a readable dentry");
+        Ok(true)
     }
 }

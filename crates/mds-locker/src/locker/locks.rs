@@ -51,7 +51,12 @@ impl Locker {
     /// `_rdlock_kick`: on a stable auth lock start the transition toward a readable state and
     /// report whether the state changed (so the caller re-checks); otherwise nothing can be
     /// done now.
-    fn rdlock_kick(&mut self, id: LockId, as_anon: bool, reqid: ReqId) -> Result<bool, LockerError> {
+    pub(crate) fn rdlock_kick(
+        &mut self,
+        id: LockId,
+        as_anon: bool,
+        reqid: ReqId,
+    ) -> Result<bool, LockerError> {
         let lock = self.lk(id)?;
         if !lock.is_stable() {
             return Ok(false);

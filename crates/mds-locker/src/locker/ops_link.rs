@@ -253,10 +253,36 @@ impl Locker {
             self.mark_event(reqid, "failed to read dentry, waiting");
             return Ok(Step::Wait);
         }
-        if is_src && self.visible_linkage(dn, reqid)? == Linkage::Null {
+        let linkage = self.visible_linkage(dn, reqid)?;
+        if is_src && linkage == Linkage::Null {
             return Ok(Step::Fail(Errno::ENOENT));
         }
+        if let Linkage::Remote { ino, .. } = linkage
+            && self.cache.lookup_ino(ino).is_none()
+        {
+            return self.open_remote_target(reqid, ino);
+        }
         Ok(Step::Done(Named { dir, dn }))
+    }
+
+    /// §5.1 `path_traverse`: a remote link whose target this rank has no copy of is opened
+    /// by inode number (Ceph's `open_remote_dentry`; here `find_ino`, which discovers the
+    /// target's primary path). Without it a rename or link of a hard link whose inode lives
+    /// in another rank's subtree saw no target and answered ENOENT (simulator,
+    /// `--cross-subtree`, 3 ranks, seed 647), and a rename onto such a link would have
+    /// replaced it as if it were null. The request waits without its snap chains, as for
+    /// any other wait of a two-path traversal (`drop_snap_chains`), and runs again once
+    /// the inode is here; a target no rank can find (only linked from a stray) stays
+    /// ENOENT, find_ino's documented deviation.
+    fn open_remote_target(&mut self, reqid: ReqId, ino: Ino) -> Result<Step<Named>, LockerError> {
+        match self.find_ino_for::<Named>(reqid, ino)? {
+            Step::Fail(e) => Ok(Step::Fail(e)),
+            Step::Done(_) | Step::Wait => {
+                self.drop_snap_chains(reqid)?;
+                self.mark_event(reqid, "opening a remote link's target");
+                Ok(Step::Wait)
+            }
+        }
     }
 
     /// The other ranks auth for a directory's dirfrags: witnesses of an rmdir or a rename of
@@ -535,6 +561,7 @@ impl Locker {
         };
         let srclink = self.cache.dentry(s.dn).map(|x| x.projected_linkage()).unwrap_or(Linkage::Null);
         let Some(srci) = self.linkage_target(srclink) else {
+            tracing::debug!(%reqid, ?srclink, pending = ?self.cache.dentry(s.dn).and_then(|x| x.pending_primary), "rename: the source links nothing");
             return self.reply_error(reqid, Errno::ENOENT);
         };
         let destlink = self.cache.dentry(d.dn).map(|x| x.projected_linkage()).unwrap_or(Linkage::Null);
