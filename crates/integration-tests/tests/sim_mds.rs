@@ -355,8 +355,49 @@ fn mds_sim_without_faults_many_clients() {
 /// * 2/118: a rename exporting a file and a rename over a remote link to it deadlocked (the
 ///   export's freeze waited for the other's auth pin, which waited for the export's xlock);
 ///   the srcdn auth now freezes at AUTHPIN time, as Ceph's `auth_pin_freeze` (§4.4, §4.17).
-const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] =
-    &[(2, 1), (2, 5), (3, 7), (2, 35), (2, 45), (2, 53), (3, 26), (2, 21), (3, 94), (2, 118)];
+/// Session 5 (seeds 0..1000 on 2 and 3 ranks):
+/// * 2/219, 2/292, 2/616, 3/923: a witness installed its directory projections at COMMIT, so
+///   a local request stacking on the same directory inode (shared filelock/nestlock wrlocks)
+///   installed the witness's projection as its own; it now installs at PREPARE safe (§4.17);
+/// * 3/269, 3/584: a replicated auth dentry lock whose transition woke a request that then
+///   went elsewhere stayed in LOCK with nobody to evaluate it (§4.11);
+/// * 3/375: a forwarded request's AUTHPIN reached a peer before the old leader's DROPLOCKS of
+///   the same request id (§4.17);
+/// * 3/742, 3/855: a directory renamed into another rank's subtree was discovered from its
+///   dentry's auth forever instead of from its inode's auth (§5.1);
+/// * 2/855: a search by inode number took a replica null dentry under a rename's xlock for
+///   "not there" (§5.1);
+/// * 3/647: a rename of a hard link whose target the leader never saw answered ENOENT (§5.1).
+const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
+    (2, 1),
+    (2, 5),
+    (3, 7),
+    (2, 35),
+    (2, 45),
+    (2, 53),
+    (3, 26),
+    (2, 21),
+    (3, 94),
+    (2, 118),
+    (2, 219),
+    (2, 292),
+    (2, 616),
+    (3, 923),
+    (3, 269),
+    (3, 584),
+    (3, 375),
+    (3, 742),
+    (3, 855),
+    (2, 855),
+    (3, 647),
+];
+
+/// Cross-subtree seeds with rank crashes, torn tails and journal EIOs (session 5), fixed by the
+/// same causes: 3/813 (witness projections), 2/108 and 2/323 (an AUTHPIN ack for a request
+/// the leader no longer had left the peer request and its freeze behind, §4.17), 3/894
+/// (discover from the inode's auth), 2/100 (search by inode number), 3/238 (remote link).
+const CROSS_SUBTREE_FAULT_REGRESSION_SEEDS: &[(u32, u64)] =
+    &[(3, 813), (2, 108), (2, 323), (3, 894), (2, 100), (3, 238)];
 
 #[test]
 fn mds_sim_cross_subtree_regression_seeds_mds_s4_17_s5_2() {
@@ -366,5 +407,14 @@ fn mds_sim_cross_subtree_regression_seeds_mds_s4_17_s5_2() {
             seeds,
             SimConfig { ranks, faults: Faults::NONE, cross_subtree: true, ..SimConfig::default() },
         );
+    }
+}
+
+#[test]
+fn mds_sim_cross_subtree_regression_seeds_with_rank_faults_mds_s4_17_s6_6() {
+    let faults = Faults::parse("all,torn,eio,rank-crash").expect("fault list");
+    for ranks in [2, 3] {
+        let seeds = CROSS_SUBTREE_FAULT_REGRESSION_SEEDS.iter().filter(|(r, _)| *r == ranks).map(|(_, s)| *s);
+        run_batch(seeds, SimConfig { ranks, faults, cross_subtree: true, ..SimConfig::default() });
     }
 }
