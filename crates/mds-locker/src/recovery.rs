@@ -254,11 +254,12 @@ pub fn journal_has_update(events: &[LogEvent], reqid: &MetaReqId) -> bool {
     events.iter().any(|e| matches!(e, LogEvent::Update(u) if u.reqid.is_some_and(|r| r.tid == reqid.tid)))
 }
 
-/// Applies the metablob of a witness's EPeerUpdate PREPARE to `cache` as committed state:
-/// at replay of its COMMIT, or when resolve decides an uncommitted prepare committed. This
-/// rank's witnesses apply at commit, not at prepare, so the prepare's metablob is the
-/// change; a dirfrag or dentry a later journaled update already wrote newer is left alone
-/// (its entry was stacked on this update's projections and already includes it).
+/// Applies the metablob of a witness's EPeerUpdate to `cache` as committed state: a
+/// PREPARE's at replay of its COMMIT, or when resolve decides an uncommitted prepare
+/// committed; a ROLLBACK's (the inverse counts) at its replay. Replay holds prepares aside
+/// until the outcome is known, so the metablob is the change; a dirfrag or dentry a later
+/// journaled update already wrote newer is left alone (its entry was stacked on this
+/// update's projections and already includes it).
 pub fn apply_peer_prepare(cache: &mut Cache, prepare: &EPeerUpdate) -> Result<(), WireError> {
     let as_update = LogEvent::Update(mds_journal::EUpdate {
         stamp: prepare.stamp,
@@ -346,8 +347,11 @@ pub fn replay_rank(cfg: LockerConfig, journal: &[Vec<u8>]) -> Result<(Locker, Re
                     }
                 }
             }
-            // A witness applies at commit: the prepare is held aside until its COMMIT (apply
-            // its metablob) or ROLLBACK (drop it); what is left waits for resolve.
+            // Replay holds a prepare aside until its COMMIT (apply its metablob) or ROLLBACK
+            // (apply the rollback's own metablob, the inverse of what the witness installed);
+            // what is left waits for resolve. The witness installed its inode and fnode
+            // changes at prepare safe, but an update journaled after the PREPARE already
+            // carries them, and `apply_peer_prepare` never writes over a newer version.
             LogEvent::PeerUpdate(p) => match p.op {
                 mds_journal::event::PeerOp::Prepare => {
                     prepared.insert(p.reqid.tid, p.clone());
@@ -357,8 +361,12 @@ pub fn replay_rank(cfg: LockerConfig, journal: &[Vec<u8>]) -> Result<(Locker, Re
                         apply_peer_prepare(locker.cache_mut(), &prep)?;
                     }
                 }
+                // A witness that had installed its prepare (at prepare safe) journals the
+                // inverse counts with the ROLLBACK; later updates stacked on the prepare wrote
+                // values that include it, so the inverse is what undoes it here too.
                 mds_journal::event::PeerOp::Rollback => {
                     prepared.remove(&p.reqid.tid);
+                    apply_peer_prepare(locker.cache_mut(), p)?;
                 }
             },
             LogEvent::Committed(c) => {
