@@ -1184,10 +1184,11 @@ impl Locker {
     }
 
     /// Restarted witness side of resolve: an EPeerUpdate PREPARE replay found without COMMIT
-    /// or ROLLBACK. Nothing of it is in the cache (replay holds prepares aside, as this
-    /// rank's witnesses apply only at commit), so commit applies the prepare's metablob and
-    /// journals COMMIT (answering COMMITTED to the leader once safe); rollback only journals
-    /// ROLLBACK.
+    /// or ROLLBACK. Replay holds prepares aside until their outcome, so commit applies the
+    /// prepare's metablob (where no later entry wrote newer) and journals COMMIT (answering
+    /// COMMITTED to the leader once safe); rollback only journals ROLLBACK. Known gap: a
+    /// later local update of the same directory journaled counts that include the prepare
+    /// (the live witness had installed it), and this rollback does not undo them.
     pub fn resolve_replayed_prepare(
         &mut self,
         prepare: &mds_journal::EPeerUpdate,
