@@ -388,7 +388,7 @@ impl Locker {
         } else {
             let mut dest_group = dir_wr(d.dir).to_vec();
             dest_group.push(dn_x(d));
-            let mut src_group = if xlock_srcdn { dir_wr(s.dir).to_vec() } else { Vec::new() };
+            let mut src_group = if xlock_srcdn { self.srcdir_wrlocks(s).to_vec() } else { Vec::new() };
             src_group.push(src_dn);
             let dest_first = match self.compare_dirs(d.dir, s.dir) {
                 Ordering::Less => true,
@@ -408,6 +408,39 @@ impl Locker {
             return Ok(Step::Wait);
         }
         Ok(Step::Done((d, s)))
+    }
+
+    /// The source directory's filelock and nestlock wrlocks of a rename (§5.1
+    /// `rdlock_two_paths_xlock_destdn`, different directories). Ceph takes them as **remote**
+    /// wrlocks on the srcdn's dirfrag auth whenever that is another rank. Only that rank
+    /// lists the directory (readdir is served by the dirfrag auth), and the unlink of the
+    /// source becomes visible there at the FINISH; a wrlock on this rank's copy instead let
+    /// the dirfrag auth's copy return to SYNC through the directory inode's auth (a third
+    /// rank) before the FINISH reached it, so a readdir there listed the renamed entry after
+    /// the rename was answered (simulator, `--cross-subtree`, 3 ranks, seeds 206, 434, 812).
+    /// The UNWRLOCK / DROPLOCKS follows the FINISH on the same connection.
+    ///
+    /// Deviation: when this rank or the dirfrag auth is also the inode's auth, the wrlocks
+    /// stay on this rank's copy. The dirfrag auth's copy then only returns to SYNC by a
+    /// message sent after this rank dropped its wrlock, and so after its FINISH (same
+    /// connection), which gives the same ordering; and a remote wrlock on the inode's auth
+    /// lets that rank's own requests project the directory inode under the shared wrlock
+    /// while the witness's projection of it waits for the FINISH, the known flaw of applying
+    /// a witness's update at commit (ARCHITECTURE.md), which the sweeps hit far more often
+    /// that way (2 ranks, seeds 51, 361, 362).
+    fn srcdir_wrlocks(&self, s: Named) -> [LockOp; 2] {
+        let me = self.cache.rank();
+        let file = LockId::inode(s.dir, LockType::IFile);
+        let nest = LockId::inode(s.dir, LockType::INest);
+        let dir_auth = self.cache.inode(s.dir).map(|n| n.auth());
+        let remote = self
+            .cache
+            .auth_of(ObjRef::Dentry(s.dn))
+            .filter(|a| *a != me && dir_auth.is_some_and(|d| d != me && d != *a));
+        match remote {
+            Some(auth) => [LockOp::remote_wr(file, auth), LockOp::remote_wr(nest, auth)],
+            None => [LockOp::wr(file), LockOp::wr(nest)],
+        }
     }
 
     /// A two-path request does not wait for its dentries and directories while holding its

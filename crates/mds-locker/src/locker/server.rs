@@ -23,7 +23,7 @@ use crate::error::LockerError;
 use crate::ids::{ClientId, DentryId, Ino, InodeId, LockId, ReqId};
 use crate::journal::{JournalEntry, MetaChange};
 use crate::lock::WAIT_RD;
-use crate::mutation::{LockOp, Projection, SNAP_LOCKED, WRLOCK};
+use crate::mutation::{LockOp, Projection, REMOTE_WRLOCK, SNAP_LOCKED, WRLOCK};
 
 use super::Locker;
 
@@ -681,8 +681,12 @@ impl Locker {
         primary: bool,
     ) -> Result<(), LockerError> {
         let m = self.mutation(reqid)?;
-        if !m.holds(LockId::inode(dir, LockType::IFile), WRLOCK)
-            || !m.holds(LockId::inode(dir, LockType::INest), WRLOCK)
+        // A rename's source directory whose dirfrag is auth on another rank is wrlocked there
+        // (remote wrlocks, `srcdir_wrlocks`).
+        let wr = WRLOCK | REMOTE_WRLOCK;
+        let local_wr = m.holds(LockId::inode(dir, LockType::IFile), WRLOCK);
+        if !m.holds(LockId::inode(dir, LockType::IFile), wr)
+            || !m.holds(LockId::inode(dir, LockType::INest), wr)
         {
             return Err(LockerError::Precondition(
                 "predirty_journal_parents needs the parent's filelock and nestlock wrlocks",
@@ -726,8 +730,12 @@ impl Locker {
             // (SYNCACK / LOCKACK carry them); here the frag only records its own change and
             // marks both scatterlocks dirty so the change is gathered (and nudged).
             self.note_projection(reqid, Projection::Fnode(frag))?;
-            for ty in [LockType::IFile, LockType::INest] {
-                self.mark_updated_scatterlock(LockId::inode(dir, ty))?;
+            // Under remote wrlocks the frag's auth (a witness) marks its own copies; this
+            // rank's copies are not wrlocked and its frag copy is never shipped.
+            if local_wr {
+                for ty in [LockType::IFile, LockType::INest] {
+                    self.mark_updated_scatterlock(LockId::inode(dir, ty))?;
+                }
             }
             return Ok(());
         }

@@ -1,0 +1,149 @@
+//! A readdir on a directory's dirfrag auth after a cross-rank rename out of it (issue 6,
+//! `sim mds --cross-subtree`, 3 ranks, seeds 206, 415, 434, 812, 957): mds spec §5.1
+//! `rdlock_two_paths_xlock_destdn` (the source directory's filelock and nestlock are
+//! wrlocked on the srcdn's dirfrag auth when that is another rank, REMOTE_WRLOCK) and §5.2
+//! (readdir is served by the dirfrag auth under a filelock rdlock).
+//!
+//! `/t1/d`'s inode is auth on rank 1 and its dirfrag on rank 2; rank 0 leads
+//! `rename /t0/n <- /t1/d/b`. With the wrlocks on rank 0's own copy, the leader dropped
+//! them after replying, rank 1 (the inode's auth) took the filelock back to SYNC, and its
+//! SYNC reached rank 2 before the leader's FINISH (another connection): a readdir on rank 2
+//! listed `b` although the rename had been answered.
+
+use std::cell::Cell;
+use std::collections::VecDeque;
+use std::rc::Rc;
+
+use mds_locker::cluster::{Cluster, Output, Transport};
+use mds_locker::cooperative::CooperativeClients;
+use mds_locker::effects::ReplyData;
+use mds_locker::message::PeerOp;
+use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, MdsMessage, Op, ReqId};
+
+mod multirank_scenario;
+
+use multirank_scenario::{check, drive, path};
+
+/// FIFO transport that parks FINISHes to rank 2 while `hold` is set: the leader's FINISH
+/// arriving late at the dirfrag auth, after messages of the other ranks.
+#[derive(Debug, Default)]
+struct HoldFinish {
+    queue: VecDeque<(u32, u32, MdsMessage)>,
+    parked: VecDeque<(u32, u32, MdsMessage)>,
+    hold: Rc<Cell<bool>>,
+}
+
+impl Transport for HoldFinish {
+    fn send(&mut self, from: u32, to: u32, msg: MdsMessage) {
+        let finish = matches!(&msg, MdsMessage::Peer(p) if p.op == PeerOp::Finish);
+        // Everything after a parked message on the same connection waits behind it (FIFO).
+        let behind = self.parked.iter().any(|(f, t, _)| *f == from && *t == to);
+        if (finish && to == 2 && self.hold.get()) || behind {
+            self.parked.push_back((from, to, msg));
+        } else {
+            self.queue.push_back((from, to, msg));
+        }
+    }
+    fn next(&mut self) -> Option<(u32, u32, MdsMessage)> {
+        if !self.hold.get() {
+            while let Some(m) = self.parked.pop_back() {
+                self.queue.push_front(m);
+            }
+        }
+        self.queue.pop_front()
+    }
+    fn in_flight(&self) -> usize {
+        self.queue.len() + self.parked.len()
+    }
+}
+
+type C = Cluster<HoldFinish>;
+
+/// Runs until nothing moves except parked messages.
+fn settle(c: &mut C, cl: &mut CooperativeClients) -> Vec<Output> {
+    let mut out = Vec::new();
+    loop {
+        while c.step().unwrap() {
+            check(c);
+        }
+        let batch = c.take_outputs();
+        let answers = cl.answers(&batch);
+        let mut progress = !answers.is_empty();
+        out.extend(batch);
+        for (r, ev) in answers {
+            c.handle(r, ev).unwrap();
+            check(c);
+        }
+        for r in 0..c.len() as u32 {
+            if c.unsafe_entries(r) > 0 {
+                c.make_safe(r).unwrap();
+                check(c);
+                progress = true;
+            }
+        }
+        if !progress && c.transport().queue.is_empty() {
+            return out;
+        }
+    }
+}
+
+fn submit(c: &mut C, rank: u32, client: u64, reqid: u64, op: Op) {
+    if !c.rank(rank).sessions().any(|s| s.client() == client) {
+        c.handle(rank, Event::SessionOpen { client }).unwrap();
+    }
+    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
+    check(c);
+}
+
+fn safe_reply(out: &[Output], reqid: u64) -> Option<(Result<Option<Ino>, Errno>, ReplyData)> {
+    out.iter().find_map(|o| match &o.effect {
+        Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some((r.result, r.data.clone())),
+        _ => None,
+    })
+}
+
+fn ok_ino(c: &mut C, cl: &mut CooperativeClients, rank: u32, reqid: u64, op: Op) -> Ino {
+    submit(c, rank, 1, reqid, op);
+    let out = settle(c, cl);
+    safe_reply(&out, reqid).unwrap().0.unwrap().unwrap()
+}
+
+/// §5.1 / §5.2: once the rename is answered, a readdir of the source directory on its
+/// dirfrag auth does not list the moved entry, even when the leader's FINISH reaches that
+/// rank after the directory inode's auth took the filelock back to SYNC.
+#[test]
+fn s5_1_readdir_on_srcdir_frag_auth_after_rename_omits_the_moved_entry() {
+    let mut cl = CooperativeClients::new();
+    let hold = Rc::new(Cell::new(false));
+    let net = HoldFinish { hold: hold.clone(), ..HoldFinish::default() };
+    let mut c: C = Cluster::with_transport(3, LockerConfig::default(), net);
+    let mkdir = |p: &str| Op::Mkdir { path: path(p), mode: 0o755 };
+    let t0 = ok_ino(&mut c, &mut cl, 0, 1, mkdir("t0"));
+    let t1 = ok_ino(&mut c, &mut cl, 0, 2, mkdir("t1"));
+    c.pin_empty_dir(t1, 1).unwrap();
+    check(&c);
+    // `/t1/d`'s inode is auth on rank 1 (which made it), its dirfrag on rank 2.
+    let d = ok_ino(&mut c, &mut cl, 1, 3, mkdir("t1/d"));
+    c.pin_empty_dir(d, 2).unwrap();
+    check(&c);
+    let create = Op::Create { path: FilePath::new(d, "b"), mode: 0o644, excl: true, file_mode: 1 };
+    let b = ok_ino(&mut c, &mut cl, 2, 4, create);
+
+    hold.set(true);
+    let rename = Op::Rename { dest: FilePath::new(t0, "n"), src: FilePath::new(d, "b") };
+    submit(&mut c, 0, 1, 10, rename);
+    let mut out = settle(&mut c, &mut cl);
+    assert_eq!(safe_reply(&out, 10).map(|r| r.0), Some(Ok(Some(b))), "rename answered");
+    assert!(!c.transport().parked.is_empty(), "the leader's FINISH to rank 2 must be parked");
+
+    // A readdir on rank 2 (the dirfrag auth) after the rename's reply.
+    submit(&mut c, 2, 2, 11, Op::Readdir { path: FilePath { base: d, components: Vec::new() } });
+    out.extend(settle(&mut c, &mut cl));
+    hold.set(false);
+    out.extend(drive(&mut c, &mut cl));
+    let (r, data) = safe_reply(&out, 11).expect("readdir answered");
+    assert_eq!(r, Ok(Some(d)));
+    let ReplyData::Entries(entries) = data else { panic!("readdir without entries: {data:?}") };
+    let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    assert!(names.is_empty(), "the moved entry is still listed: {names:?}");
+}
