@@ -412,7 +412,14 @@ impl Locker {
                 }
                 if let Some(l) = w.blocked_lock {
                     if self.lk(l).is_ok_and(|x| !x.can_read(None)) {
-                        return Ok(());
+                        // Woken by a change that left the dentry unreadable (its auth
+                        // started another xlock): the wake took the requests off the
+                        // lock's waiter list, so park them again or nothing re-dispatches
+                        // them (simulator `--cross-subtree`, 3 ranks, seed 977: a rename
+                        // waited for ever with no message in flight).
+                        if self.find_ino_unreadable(ino, l)? {
+                            return Ok(());
+                        }
                     }
                     if let Some(w) = self.finds.by_ino.get_mut(&ino).and_then(|f| f.walk.as_mut()) {
                         w.blocked_lock = None;
