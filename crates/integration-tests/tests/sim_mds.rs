@@ -355,6 +355,7 @@ fn mds_sim_without_faults_many_clients() {
 /// * 2/118: a rename exporting a file and a rename over a remote link to it deadlocked (the
 ///   export's freeze waited for the other's auth pin, which waited for the export's xlock);
 ///   the srcdn auth now freezes at AUTHPIN time, as Ceph's `auth_pin_freeze` (§4.4, §4.17).
+///
 /// Session 5 (seeds 0..1000 on 2 and 3 ranks):
 /// * 2/219, 2/292, 2/616, 3/923: a witness installed its directory projections at COMMIT, so
 ///   a local request stacking on the same directory inode (shared filelock/nestlock wrlocks)
@@ -367,8 +368,22 @@ fn mds_sim_without_faults_many_clients() {
 ///   dentry's auth forever instead of from its inode's auth (§5.1);
 /// * 2/855: a search by inode number took a replica null dentry under a rename's xlock for
 ///   "not there" (§5.1);
-/// * 3/647: a rename of a hard link whose target the leader never saw answered ENOENT (§5.1).
+/// * 3/647: a rename of a hard link whose target the leader never saw answered ENOENT (§5.1);
+/// * 3/415, 3/812, 3/957: a readdir on the source dirfrag's auth listed a renamed entry: the
+///   directory inode's auth synced the filelock before the leader's FINISH arrived; the
+///   leader now remote-wrlocks it on the dirfrag's auth (§5.1);
+/// * 2/482, 3/374: two renames of directories into each other deadlocked on their snap
+///   rdlock chains (§4.4); 2/598 guards the narrowing of that fix to directories;
+/// * 3/977: a search by inode number woken while its dentry was still unreadable was never
+///   parked again (§5.1).
 const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
+    (3, 415),
+    (3, 812),
+    (3, 957),
+    (2, 482),
+    (3, 374),
+    (2, 598),
+    (3, 977),
     (2, 1),
     (2, 5),
     (3, 7),
