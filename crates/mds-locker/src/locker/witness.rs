@@ -958,8 +958,7 @@ impl Locker {
                         continue;
                     }
                     let client = self.requests.get(&reqid).and_then(|m| m.client);
-                    if let Some(m) = self.requests.get(&reqid) {
-                        let _ = m;
+                    if self.requests.contains_key(&reqid) {
                         self.mark_event(reqid, "peer prepare safe; acking");
                     }
                     let mut ack = PeerMsg::new(PeerOp::PrepAck, reqid, client);
