@@ -12,50 +12,24 @@
 //! witness's projection as its own and left its own owned by a finished request.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 
-use mds_locker::cluster::{Cluster, Transport};
+use mds_locker::cluster::Cluster;
 use mds_locker::cooperative::CooperativeClients;
 use mds_locker::message::PeerOp;
 use mds_locker::{ClientRequest, Effect, Event, FilePath, LockerConfig, MdsMessage, Op, ReqId};
 
 mod multirank_scenario;
 
-use multirank_scenario::{check, drive, path};
+use multirank_scenario::{Hold, check, drive, path};
 
-/// FIFO transport that parks PREPACKs while `hold` is set, so a test can run local requests
+/// PREPACKs are parked while the transport's `hold` is set, so a test can run local requests
 /// on a witness between its PREPARE and the leader's FINISH.
-#[derive(Debug, Default)]
-struct HoldPrepAck {
-    queue: VecDeque<(u32, u32, MdsMessage)>,
-    parked: VecDeque<(u32, u32, MdsMessage)>,
-    hold: Rc<Cell<bool>>,
+fn prep_ack(_: u32, _: u32, msg: &MdsMessage) -> bool {
+    matches!(msg, MdsMessage::Peer(p) if p.op == PeerOp::PrepAck)
 }
 
-impl Transport for HoldPrepAck {
-    fn send(&mut self, from: u32, to: u32, msg: MdsMessage) {
-        let prep_ack = matches!(&msg, MdsMessage::Peer(p) if p.op == PeerOp::PrepAck);
-        if prep_ack && self.hold.get() {
-            self.parked.push_back((from, to, msg));
-        } else {
-            self.queue.push_back((from, to, msg));
-        }
-    }
-    fn next(&mut self) -> Option<(u32, u32, MdsMessage)> {
-        if !self.hold.get() {
-            while let Some(m) = self.parked.pop_back() {
-                self.queue.push_front(m);
-            }
-        }
-        self.queue.pop_front()
-    }
-    fn in_flight(&self) -> usize {
-        self.queue.len() + self.parked.len()
-    }
-}
-
-type C = Cluster<HoldPrepAck>;
+type C = Cluster<Hold>;
 
 /// Runs until nothing moves except parked messages: deliveries, cooperative client answers,
 /// journal flushes.
@@ -122,7 +96,7 @@ fn create(p: &str) -> Op {
 fn witness_prepare_and_local_chmod_install_in_journal_order() {
     let mut cl = CooperativeClients::new();
     let hold = Rc::new(Cell::new(false));
-    let net = HoldPrepAck { hold: hold.clone(), ..HoldPrepAck::default() };
+    let net = Hold::new(hold.clone(), prep_ack, false);
     let mut c: C = Cluster::with_transport(2, LockerConfig::default(), net);
     let t0 = ok_ino(&mut c, &mut cl, 0, 1, Op::Mkdir { path: path("t0"), mode: 0o755 });
     let t1 = ok_ino(&mut c, &mut cl, 0, 2, Op::Mkdir { path: path("t1"), mode: 0o755 });

@@ -11,10 +11,9 @@
 //! listed `b` although the rename had been answered.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 
-use mds_locker::cluster::{Cluster, Output, Transport};
+use mds_locker::cluster::{Cluster, Output};
 use mds_locker::cooperative::CooperativeClients;
 use mds_locker::effects::ReplyData;
 use mds_locker::message::PeerOp;
@@ -22,42 +21,16 @@ use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfi
 
 mod multirank_scenario;
 
-use multirank_scenario::{check, drive, path};
+use multirank_scenario::{Hold, check, drive, path};
 
-/// FIFO transport that parks FINISHes to rank 2 while `hold` is set: the leader's FINISH
-/// arriving late at the dirfrag auth, after messages of the other ranks.
-#[derive(Debug, Default)]
-struct HoldFinish {
-    queue: VecDeque<(u32, u32, MdsMessage)>,
-    parked: VecDeque<(u32, u32, MdsMessage)>,
-    hold: Rc<Cell<bool>>,
+/// FINISHes to rank 2 are parked while the transport's `hold` is set (and everything after
+/// them on the same connection): the leader's FINISH arriving late at the dirfrag auth,
+/// after messages of the other ranks.
+fn finish_to_rank_2(_: u32, to: u32, msg: &MdsMessage) -> bool {
+    to == 2 && matches!(msg, MdsMessage::Peer(p) if p.op == PeerOp::Finish)
 }
 
-impl Transport for HoldFinish {
-    fn send(&mut self, from: u32, to: u32, msg: MdsMessage) {
-        let finish = matches!(&msg, MdsMessage::Peer(p) if p.op == PeerOp::Finish);
-        // Everything after a parked message on the same connection waits behind it (FIFO).
-        let behind = self.parked.iter().any(|(f, t, _)| *f == from && *t == to);
-        if (finish && to == 2 && self.hold.get()) || behind {
-            self.parked.push_back((from, to, msg));
-        } else {
-            self.queue.push_back((from, to, msg));
-        }
-    }
-    fn next(&mut self) -> Option<(u32, u32, MdsMessage)> {
-        if !self.hold.get() {
-            while let Some(m) = self.parked.pop_back() {
-                self.queue.push_front(m);
-            }
-        }
-        self.queue.pop_front()
-    }
-    fn in_flight(&self) -> usize {
-        self.queue.len() + self.parked.len()
-    }
-}
-
-type C = Cluster<HoldFinish>;
+type C = Cluster<Hold>;
 
 /// Runs until nothing moves except parked messages.
 fn settle(c: &mut C, cl: &mut CooperativeClients) -> Vec<Output> {
@@ -115,7 +88,7 @@ fn ok_ino(c: &mut C, cl: &mut CooperativeClients, rank: u32, reqid: u64, op: Op)
 fn s5_1_readdir_on_srcdir_frag_auth_after_rename_omits_the_moved_entry() {
     let mut cl = CooperativeClients::new();
     let hold = Rc::new(Cell::new(false));
-    let net = HoldFinish { hold: hold.clone(), ..HoldFinish::default() };
+    let net = Hold::new(hold.clone(), finish_to_rank_2, true);
     let mut c: C = Cluster::with_transport(3, LockerConfig::default(), net);
     let mkdir = |p: &str| Op::Mkdir { path: path(p), mode: 0o755 };
     let t0 = ok_ino(&mut c, &mut cl, 0, 1, mkdir("t0"));

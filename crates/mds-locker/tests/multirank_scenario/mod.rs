@@ -351,3 +351,50 @@ pub fn kind(e: &JournalEntry) -> String {
 pub fn unsafe_replies(out: &[Output], reqid: u64) -> usize {
     out.iter().filter(|o| matches!(&o.effect, Effect::Reply(r) if !r.safe && r.reqid == ReqId(reqid))).count()
 }
+
+/// FIFO transport that parks the messages `park` picks while `hold` is set (with `behind`,
+/// also every later message on a parked message's connection, keeping per-connection order),
+/// and hands them out again first, in order, once `hold` is cleared: a test's way to make one
+/// message arrive late.
+#[derive(Debug)]
+pub struct Hold {
+    pub queue: std::collections::VecDeque<(u32, u32, MdsMessage)>,
+    pub parked: std::collections::VecDeque<(u32, u32, MdsMessage)>,
+    pub hold: std::rc::Rc<std::cell::Cell<bool>>,
+    park: fn(u32, u32, &MdsMessage) -> bool,
+    behind: bool,
+}
+
+impl Hold {
+    /// A transport parking what `park` picks; `behind` parks what follows on its connection.
+    pub fn new(
+        hold: std::rc::Rc<std::cell::Cell<bool>>,
+        park: fn(u32, u32, &MdsMessage) -> bool,
+        behind: bool,
+    ) -> Self {
+        Self { queue: Default::default(), parked: Default::default(), hold, park, behind }
+    }
+}
+
+impl Transport for Hold {
+    fn send(&mut self, from: u32, to: u32, msg: MdsMessage) {
+        let picked = self.hold.get() && (self.park)(from, to, &msg);
+        let behind = self.behind && self.parked.iter().any(|(f, t, _)| *f == from && *t == to);
+        if picked || behind {
+            self.parked.push_back((from, to, msg));
+        } else {
+            self.queue.push_back((from, to, msg));
+        }
+    }
+    fn next(&mut self) -> Option<(u32, u32, MdsMessage)> {
+        if !self.hold.get() {
+            while let Some(m) = self.parked.pop_back() {
+                self.queue.push_front(m);
+            }
+        }
+        self.queue.pop_front()
+    }
+    fn in_flight(&self) -> usize {
+        self.queue.len() + self.parked.len()
+    }
+}
