@@ -411,8 +411,11 @@ const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
 /// same causes: 3/813 (witness projections), 2/108 and 2/323 (an AUTHPIN ack for a request
 /// the leader no longer had left the peer request and its freeze behind, §4.17), 3/894
 /// (discover from the inode's auth), 2/100 (search by inode number), 3/238 (remote link).
+/// Session 6: 3/610 and 3/875 (a rename's witness fetches the path to its directory's new
+/// dentry), 3/210 (the checker excuses an error for a base inode number a lost mkdir had named
+/// and a later mkdir reused).
 const CROSS_SUBTREE_FAULT_REGRESSION_SEEDS: &[(u32, u64)] =
-    &[(3, 813), (2, 108), (2, 323), (3, 894), (2, 100), (3, 238)];
+    &[(3, 813), (2, 108), (2, 323), (3, 894), (2, 100), (3, 238), (3, 610), (3, 875), (3, 210)];
 
 #[test]
 fn mds_sim_cross_subtree_regression_seeds_mds_s4_17_s5_2() {

@@ -111,6 +111,13 @@ pub(crate) struct MigrateState {
     pin_waiters: BTreeMap<InodeId, Vec<(Rank, PeerMsg)>>,
 }
 
+impl MigrateState {
+    /// Whether this rank exports the inode the rename `reqid` moves (freezing or frozen).
+    pub(crate) fn exports_for(&self, reqid: ReqId) -> bool {
+        self.exporting.contains_key(&reqid)
+    }
+}
+
 /// A freeze of an inode against new auth pins, taken by a rename's AUTHPIN on the source
 /// inode's auth. Ceph's `freeze_auth_pin`: without it another request could pin the inode
 /// after the rename locked it and then wait for one of the rename's locks, and the

@@ -33,6 +33,7 @@ mod scatter;
 mod server;
 mod transitions;
 mod witness;
+mod witness_fetch;
 
 #[cfg(test)]
 mod tests;
@@ -393,7 +394,9 @@ impl Locker {
                     break;
                 }
                 budget -= 1;
-                if self.requests.get(&reqid).is_some_and(|m| m.phase == Phase::Locking) {
+                if self.retry_fetching_prep(reqid)? {
+                    // A witness's prep that waited for a dentry it fetched.
+                } else if self.requests.get(&reqid).is_some_and(|m| m.phase == Phase::Locking) {
                     self.dispatch(reqid)?;
                 }
             } else if self.run_deferred_eval()? {
@@ -836,6 +839,7 @@ impl Locker {
         self.flock_waiting.remove(&reqid);
         self.discover_missing.remove(&reqid);
         self.find_ino_forget(reqid);
+        self.twophase.fetching.remove(&reqid);
         for waiting in self.discovering.values_mut() {
             waiting.retain(|r| *r != reqid);
         }

@@ -104,6 +104,53 @@ impl Locker {
         Ok(std::mem::take(&mut self.fx))
     }
 
+    /// `replicate_to` for a rank that asked for nothing (a rename's witness that must hold
+    /// the new primary dentry of an inode it is auth for): sends the bundle only if `to` can
+    /// attach every dirfrag and dentry in it, that is when each one's parent is in the bundle
+    /// or is this rank's and already replicated to `to`. Otherwise it sends nothing and
+    /// returns false: a parent on the path is another rank's (a subtree root's inode, after
+    /// `to` restarted and lost its replicas), this rank cannot tell whether `to` holds it,
+    /// and a replica cannot be handed out by a rank that is not its auth. The witness then
+    /// discovers the path itself, as Ceph's does (`witness_fetch`).
+    pub(crate) fn replicate_if_attachable(&mut self, target: &ObjKey, to: Rank) -> Result<bool, LockerError> {
+        let chain = self.path_chain(target).ok_or_else(|| LockerError::UnknownObject(target.clone()))?;
+        let me = self.cache.rank();
+        // Per step: will `to` have it once the bundle is applied?
+        let mut parent_there = true;
+        for step in chain {
+            let (ours, known) = match step {
+                Step::Inode(i) => {
+                    let obj = ObjRef::Inode(i);
+                    (self.cache.is_auth_obj(obj), self.cache.replicas_of(obj).contains(&to))
+                }
+                Step::Dirfrag(f) => match self.cache.dirfrag(f) {
+                    Some(x) => (x.auth() == me, x.replicas().contains(&to)),
+                    None => (false, false),
+                },
+                Step::Dentry(d) => {
+                    let obj = ObjRef::Dentry(d);
+                    (self.cache.is_auth_obj(obj), self.cache.replicas_of(obj).contains(&to))
+                }
+            };
+            let sent = ours && !known;
+            // An inode replica may arrive without its parent dentry (it is linked when that
+            // comes); a dirfrag needs its inode and a dentry its dirfrag.
+            if sent && !parent_there && !matches!(step, Step::Inode(_)) {
+                tracing::debug!(
+                    rank = me,
+                    to,
+                    ?target,
+                    "replica path has another rank's object the receiver may lack; it discovers instead"
+                );
+                return Ok(false);
+            }
+            parent_there = ours;
+        }
+        let fx = self.replicate_to(target, to)?;
+        self.fx.extend(fx);
+        Ok(true)
+    }
+
     /// Whether a request waits for another rank (a discover reply, a peer's ack), rather than
     /// on a lock.
     pub fn waits_on_remote(&self, reqid: ReqId) -> bool {

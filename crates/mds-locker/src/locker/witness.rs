@@ -35,8 +35,9 @@
 //! * A renamed file migrates to the leader with its primary link (`migrate`: the srcdn auth,
 //!   which is srci's auth, is asked last, freezes srci, recalls its caps and exports it in
 //!   its PREPACK; the leader imports at commit). A renamed directory does not: it stays auth
-//!   where it was, and its auth gets a replica of the new primary dentry (sent before the
-//!   prep) so that it keeps a parent. An unlink of such a directory's primary link, or a
+//!   where it was, and its auth gets a replica of the new primary dentry so that it keeps a
+//!   parent: sent before the prep when the leader can send the whole path, else fetched by
+//!   the witness before it prepares (`witness_fetch`, as Ceph's witness traverses it). An unlink of such a directory's primary link, or a
 //!   rename over it, moves the inode into the leader's stray directory the same way (its
 //!   auth witnesses and gets the stray dentry as its parent), where Ceph would find the
 //!   inode auth on the leader. Unlink of a remote link whose inode is auth elsewhere is
@@ -93,6 +94,8 @@ pub(crate) struct TwoPhase {
     witnessing: BTreeMap<ReqId, Witnessing>,
     /// Two-phase journal entries waiting to be safe, and what to do then.
     pending: BTreeMap<JournalSeq, OnSafe>,
+    /// Witness side: preps parked while the witness fetches dentries (`witness_fetch`).
+    pub(crate) fetching: BTreeMap<ReqId, super::witness_fetch::FetchingPrep>,
 }
 
 #[derive(Debug, Clone)]
@@ -221,8 +224,8 @@ impl Locker {
         // Ceph's order: nothing is projected on the leader until every witness prepared.
         self.discard_projections(reqid)?;
         for (key, to) in &replicate {
-            let fx = self.replicate_to(key, *to)?;
-            self.fx.extend(fx);
+            // Else the witness discovers the path itself (`witness_fetch`).
+            self.replicate_if_attachable(key, *to)?;
         }
         let client = self.mutation(reqid)?.client;
         let prep = WitnessPrep { origop, edits };
@@ -536,6 +539,9 @@ impl Locker {
         let Some(reqid) = self.peer_request(from, &msg, true) else {
             return Ok(());
         };
+        if self.witness_fetch_parents(reqid, from, &msg, &prep.edits)? {
+            return Ok(());
+        }
         let origop = prep.origop;
         let mut w = Witnessing {
             leader: from,
@@ -1127,8 +1133,7 @@ impl Locker {
                 let replicate: Vec<ObjKey> =
                     l.replicate.iter().filter(|(_, to)| *to == up).map(|(k, _)| k.clone()).collect();
                 for key in replicate {
-                    let fx = self.replicate_to(&key, up)?;
-                    self.fx.extend(fx);
+                    self.replicate_if_attachable(&key, up)?;
                 }
                 let client = self.requests.get(&reqid).and_then(|m| m.client);
                 let op = prep.as_ref().map_or(origop.prep_op(), WitnessPrep::prep_op);
