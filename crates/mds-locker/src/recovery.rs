@@ -281,7 +281,7 @@ pub fn apply_peer_prepare(cache: &mut Cache, prepare: &EPeerUpdate) -> Result<()
             .and_then(|d| cache.lookup_dentry(d, name))
             .and_then(|dn| cache.dentry(dn))
             .is_none_or(|d| d.version() <= *version),
-        wire::ReplayChange::Root { .. } => true,
+        wire::ReplayChange::Root { .. } | wire::ReplayChange::Context { .. } => true,
     });
     wire::apply_replayed(cache, &u)
 }

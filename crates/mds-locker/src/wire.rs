@@ -12,8 +12,21 @@
 //! | `Dentry { linkage: Primary(i) }`     | `FullDentry` with `i`'s inode, state `DIRTY | DIRTY_PARENT` |
 //! | `Inode` of a non-base inode          | `FullDentry` under its (projected) primary dentry, `DIRTY`  |
 //! | `Inode` of a base inode (root, ~mds) | `roots` entry (empty name), `DIRTY`                         |
+//! | ancestry of a lump's directory whose dirfrag is another rank's | `FullDentry` per ancestor up to the root, state `0` (clean: context only) |
 //! | request id / client                  | `EUpdate.reqid` and `client_reqs` (so replay can re-register it, §6.6) |
 //! | inode a client request created       | `used_preallocated_ino` + `client_name` (the Locker allocates as from the client's preallocated range) |
+//!
+//! Directory context (Ceph's `EMetaBlob::add_dir_context`): a change in a directory whose
+//! dirfrag is another rank's (a replica dentry a rename or link relinks, the primary dentry of
+//! a renamed directory whose inode stayed auth here) is journaled with the dentries that lead
+//! to that directory from the root, clean (state `0`). A restarted rank's replay has no other
+//! way to place the directory: its subtree map only names the ancestry of its own subtree
+//! roots (simulator `--cross-subtree`, 2 ranks, faults `all,torn,eio,rank-crash`, seed 1060:
+//! a link leader's journal named the target's directory `/t0`, another rank's, and replay
+//! stopped with "names a cache object that is gone"). Replay uses a clean entry only to create
+//! what is missing (`ReplayChange::Context`); it never overwrites. Ceph adds the context for
+//! every lump up to a subtree root; here lumps in this rank's own dirfrags get none, as their
+//! ancestry is in the journal already (the subtree map and the updates that made them).
 //!
 //! Two-phase updates across ranks (`JournalEntry::peer`, mds §4.17, §6.1): the leader's entry
 //! is an EUpdate with `had_peers`; a witness's PREPARE / COMMIT / ROLLBACK is an EPeerUpdate
@@ -222,6 +235,44 @@ fn lump<'a>(blob: &'a mut MetaBlob, cache: &Cache, dir: Ino) -> &'a mut mds_jour
     &mut blob.dirs[last].1
 }
 
+/// Adds the clean ancestry of every lump whose dirfrag is not this rank's (module notes).
+fn add_dir_context(blob: &mut MetaBlob, cache: &Cache) {
+    let me = cache.rank();
+    let foreign: Vec<Ino> = blob
+        .dirs
+        .iter()
+        .map(|(df, _)| Ino(df.ino.0))
+        .filter(|dir| {
+            cache
+                .lookup_ino(*dir)
+                .and_then(|i| cache.dirfrag_of_existing(i))
+                .and_then(|f| cache.dirfrag_auth(f))
+                .is_some_and(|a| a != me)
+        })
+        .collect();
+    for dir in foreign {
+        let mut cur = cache.lookup_ino(dir);
+        for _ in 0..crate::cache::MAX_DEPTH {
+            let Some(id) = cur else { break };
+            let Some(n) = cache.inode(id) else { break };
+            let Some(dn) = n.parent().or(n.projected_parent()) else { break };
+            let (Some(d), Some(pdir)) =
+                (cache.dentry(dn), cache.dentry_dir_inode(dn).and_then(|p| cache.inode(p)).map(|p| p.ino()))
+            else {
+                break;
+            };
+            let l = lump(blob, cache, pdir);
+            let named = l.full.iter().any(|f| f.name == d.name())
+                || l.remote.iter().any(|r| r.name == d.name())
+                || l.null.iter().any(|x| x.name == d.name());
+            if !named {
+                l.full.push(full_dentry(d.name(), d.version(), n.ino(), n.data(), 0));
+            }
+            cur = cache.dentry_dir_inode(dn);
+        }
+    }
+}
+
 /// The wire request id: Ceph's `metareqid_t` is `(client.N, tid)`; the Locker's request ids
 /// are already unique per rank, so the tid is the `ReqId` itself.
 pub fn meta_reqid(client: ClientId, reqid: ReqId) -> MetaReqId {
@@ -307,6 +358,7 @@ pub fn to_log_event(
             None => blob.roots.push(full_dentry("", 0, *ino, data, full_state::DIRTY)),
         }
     }
+    add_dir_context(&mut blob, cache);
     let reqid = client.map(|c| meta_reqid(c, entry.reqid));
     match &entry.peer {
         Some(PeerRecord::Peer { leader, phase, origop, rollback }) => {
@@ -453,6 +505,20 @@ pub enum ReplayChange {
         /// Whether the linkage itself changed (`DIRTY_PARENT`), not only the inode.
         relinked: bool,
     },
+    /// A clean dentry of a directory's context (module notes): creates the inode and the
+    /// primary link where replay lacks them, never changes what is there.
+    Context {
+        /// Directory inode number.
+        dir: Ino,
+        /// Name.
+        name: String,
+        /// The linked inode.
+        ino: Ino,
+        /// Its content when journaled.
+        data: Box<InodeData>,
+        /// Dentry version.
+        version: u64,
+    },
     /// A base inode (no parent dentry).
     Root {
         /// Inode number.
@@ -508,6 +574,16 @@ pub fn from_log_event(ev: &LogEvent) -> Result<ReplayedUpdate, WireError> {
         }
         for f in &l.full {
             let (ino, data) = cache_inode(f)?;
+            if !f.has_state(full_state::DIRTY) {
+                changes.push(ReplayChange::Context {
+                    dir,
+                    name: f.name.clone(),
+                    ino,
+                    data: Box::new(data),
+                    version: f.version,
+                });
+                continue;
+            }
             changes.push(ReplayChange::Dentry {
                 dir,
                 name: f.name.clone(),
@@ -586,6 +662,8 @@ pub fn to_journal_entry(u: &ReplayedUpdate, cache: &Cache) -> Result<JournalEntr
             ReplayChange::Root { ino, data } => {
                 out.push(MetaChange::Inode { id: inode_id(*ino)?, ino: *ino, data: data.clone() });
             }
+            // Context is not part of the change.
+            ReplayChange::Context { .. } => {}
         }
     }
     Ok(JournalEntry {
@@ -630,6 +708,14 @@ pub fn apply_replayed(cache: &mut Cache, u: &ReplayedUpdate) -> Result<(), WireE
             ReplayChange::Root { ino, data } => {
                 install_inode(cache, *ino, data);
             }
+            ReplayChange::Context { ino, data, .. } if cache.lookup_ino(*ino).is_none() => {
+                // Another rank's directory, or one on the way to it: what this rank knows of
+                // it is not the whole of it.
+                let id = cache.insert_inode(*ino, (**data).clone());
+                if data.is_dir() {
+                    cache.open_dirfrag(id, false);
+                }
+            }
             _ => {}
         }
     }
@@ -644,6 +730,38 @@ pub fn apply_replayed(cache: &mut Cache, u: &ReplayedUpdate) -> Result<(), WireE
                 f.fnode = *fnode;
                 f.projected_version = f.projected_version.max(fnode.version);
             }
+        }
+    }
+    // Context first, parents before children (the blob lists a lump's ancestors after it):
+    // a missing dentry is created and linked to an inode that has no parent yet.
+    let mut context: Vec<_> = u
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            ReplayChange::Context { dir, name, ino, version, .. } => Some((*dir, name, *ino, *version)),
+            _ => None,
+        })
+        .collect();
+    for _ in 0..=context.len() {
+        let before = context.len();
+        context.retain(|(dir, name, ino, version)| {
+            let Some(d) = cache.lookup_ino(*dir) else { return true };
+            if cache.lookup_dentry(d, name).is_none()
+                && let Some(i) = cache.lookup_ino(*ino)
+                && cache.inode(i).is_some_and(|n| n.parent.is_none())
+            {
+                let frag = cache.open_dirfrag(d, false);
+                let dn = cache.add_null_dentry(frag, name);
+                cache.link_primary_now(dn, i);
+                if let Some(x) = cache.dentry_mut(dn) {
+                    x.version = *version;
+                    x.projected_version = *version;
+                }
+            }
+            false
+        });
+        if context.len() == before {
+            break;
         }
     }
     for c in &u.changes {
