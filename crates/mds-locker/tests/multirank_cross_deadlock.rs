@@ -11,96 +11,44 @@
 //! inode locks; one rename wins and the other sees a directory moved into its own subtree.
 
 use std::cell::Cell;
-use std::collections::VecDeque;
 use std::rc::Rc;
 
 use lock_sm::LockType;
-use mds_locker::cluster::{Cluster, Transport};
+use mds_locker::cluster::Cluster;
 use mds_locker::cooperative::CooperativeClients;
-use mds_locker::{
-    ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, MdsMessage, Op, PeerOp, ReqId,
-};
+use mds_locker::{Errno, FilePath, Ino, LockerConfig, MdsMessage, Op, PeerOp};
 
 mod multirank_scenario;
 
-use multirank_scenario::{check, drive};
+use multirank_scenario::{Hold, check, drive, no_twophase_left, run_op, safe_result, send};
 
-/// FIFO transport that, while `hold` is set, keeps back the remote xlock requests of inode
-/// snaplocks (the first of a rename's source-inode locks, §4.3 order), so both renames get
+/// While the transport's `hold` is set, the remote xlock requests of inode snaplocks are
+/// kept back (the first of a rename's source-inode locks, §4.3 order), so both renames get
 /// past their traversals and dentry locks before either asks for the other's inode. Each
 /// is the last message its rank sends the other before waiting, so the per-pair order is
-/// kept.
-#[derive(Debug, Default)]
-struct Holding {
-    queue: VecDeque<(u32, u32, MdsMessage)>,
-    held: VecDeque<(u32, u32, MdsMessage)>,
-    hold: Rc<Cell<bool>>,
+/// kept. The transport is quiet: `drive` settles with them parked.
+fn snaplock_xlock(_: u32, _: u32, msg: &MdsMessage) -> bool {
+    matches!(msg, MdsMessage::Peer(p)
+        if p.op == PeerOp::Xlock && p.lock.as_ref().is_some_and(|l| l.ty == LockType::ISnap))
 }
 
-impl Transport for Holding {
-    fn send(&mut self, from: u32, to: u32, msg: MdsMessage) {
-        let linklock_xlock = matches!(&msg, MdsMessage::Peer(p)
-            if p.op == PeerOp::Xlock && p.lock.as_ref().is_some_and(|l| l.ty == LockType::ISnap));
-        if self.hold.get() && linklock_xlock {
-            self.held.push_back((from, to, msg));
-        } else {
-            self.queue.push_back((from, to, msg));
-        }
-    }
-    fn next(&mut self) -> Option<(u32, u32, MdsMessage)> {
-        if !self.hold.get() && !self.held.is_empty() {
-            self.queue.extend(self.held.drain(..));
-        }
-        self.queue.pop_front()
-    }
-    fn in_flight(&self) -> usize {
-        self.queue.len() + if self.hold.get() { 0 } else { self.held.len() }
-    }
-}
-
-type C = Cluster<Holding>;
-
-fn open(c: &mut C, rank: u32, client: u64) {
-    if !c.rank(rank).sessions().any(|s| s.client() == client) {
-        c.handle(rank, Event::SessionOpen { client }).unwrap();
-    }
-}
-
-/// Sends `op` to `rank` for `client` and runs the cluster until quiet: the safe reply.
-fn submit(
-    c: &mut C,
-    cl: &mut CooperativeClients,
-    rank: u32,
-    reqid: u64,
-    op: Op,
-) -> Result<Option<Ino>, Errno> {
-    open(c, rank, 1);
-    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client: 1, op })).unwrap();
-    check(c);
-    drive(c, cl)
-        .iter()
-        .find_map(|o| match &o.effect {
-            Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("request {reqid} got no safe reply"))
-}
+type C = Cluster<Hold>;
 
 /// `/a` (rank 0) holds directory `X`, `/b` (pinned to rank 1) holds directory `Y`; each
 /// rank has looked up the other's directory, so both renames find everything in cache.
 /// Returns the cluster and `[a, b, X, Y]`.
 fn setup(cl: &mut CooperativeClients, hold: Rc<Cell<bool>>) -> (C, [Ino; 4]) {
-    let net = Holding { hold, ..Holding::default() };
+    let net = Hold::new(hold, snaplock_xlock, false).quiet();
     let mut c = Cluster::with_transport(2, LockerConfig::default(), net);
     let mkdir = |base: Ino, name: &str| Op::Mkdir { path: FilePath::new(base, name), mode: 0o755 };
-    let a = submit(&mut c, cl, 0, 1, mkdir(Ino::ROOT, "a")).unwrap().unwrap();
-    let b = submit(&mut c, cl, 0, 2, mkdir(Ino::ROOT, "b")).unwrap().unwrap();
+    let a = run_op(&mut c, cl, 0, 1, mkdir(Ino::ROOT, "a")).unwrap().unwrap();
+    let b = run_op(&mut c, cl, 0, 2, mkdir(Ino::ROOT, "b")).unwrap().unwrap();
     c.pin_empty_dir(b, 1).unwrap();
     check(&c);
-    let x = submit(&mut c, cl, 0, 3, mkdir(a, "X")).unwrap().unwrap();
-    let y = submit(&mut c, cl, 1, 4, mkdir(b, "Y")).unwrap().unwrap();
-    assert_eq!(submit(&mut c, cl, 1, 5, Op::Getattr { path: FilePath::new(a, "X"), mask: 0 }), Ok(Some(x)));
-    assert_eq!(submit(&mut c, cl, 0, 6, Op::Getattr { path: FilePath::new(b, "Y"), mask: 0 }), Ok(Some(y)));
+    let x = run_op(&mut c, cl, 0, 3, mkdir(a, "X")).unwrap().unwrap();
+    let y = run_op(&mut c, cl, 1, 4, mkdir(b, "Y")).unwrap().unwrap();
+    assert_eq!(run_op(&mut c, cl, 1, 5, Op::Getattr { path: FilePath::new(a, "X"), mask: 0 }), Ok(Some(x)));
+    assert_eq!(run_op(&mut c, cl, 0, 6, Op::Getattr { path: FilePath::new(b, "Y"), mask: 0 }), Ok(Some(y)));
     let auth = |c: &C, r: u32, i: Ino| {
         let cache = c.rank(r).cache();
         cache.lookup_ino(i).and_then(|n| cache.inode(n)).map(|n| n.is_auth())
@@ -130,12 +78,10 @@ fn crossing_directory_renames(first: u32) {
     }
     hold.set(true);
     for (rank, reqid, client, op) in reqs {
-        open(&mut c, rank, client);
-        c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
-        check(&c);
+        send(&mut c, rank, client, reqid, op);
     }
     let mut out = drive(&mut c, &mut cl);
-    assert_eq!(c.transport().held.len(), 2, "both renames ask for their source inode's locks");
+    assert_eq!(c.transport().parked.len(), 2, "both renames ask for their source inode's locks");
     for (rank, dest) in [(1u32, y), (0, x)] {
         // The rule: a rename waiting for its source inode's locks holds no snap rdlock of its
         // traversals (the old code held its destination's, which the other rename must
@@ -147,28 +93,19 @@ fn crossing_directory_renames(first: u32) {
     }
     hold.set(false);
     out.extend(drive(&mut c, &mut cl));
-    let result = |reqid: u64| {
-        out.iter()
-            .find_map(|o| match &o.effect {
-                Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-                _ => None,
-            })
-            .unwrap_or_else(|| panic!("rename {reqid} got no safe reply"))
-    };
+    let result =
+        |reqid: u64| safe_result(&out, reqid).unwrap_or_else(|| panic!("rename {reqid} got no safe reply"));
     let (r20, r21) = (result(20), result(21));
     match (r20, r21) {
         (Ok(Some(i)), Err(Errno::EINVAL)) => assert_eq!(i, x),
         (Err(Errno::EINVAL), Ok(Some(i))) => assert_eq!(i, y),
         other => panic!("exactly one crossing rename must win, got {other:?}"),
     }
-    for l in c.lockers() {
-        assert_eq!(l.twophase_in_progress(), (0, 0));
-        assert_eq!(l.requests().count(), 0);
-    }
+    no_twophase_left(&c);
     // The winner's new path resolves from both ranks.
     let (dir, name, moved) = if r20.is_ok() { (y, "x", x) } else { (x, "y", y) };
     for (k, r) in [0u32, 1].into_iter().enumerate() {
-        let got = submit(
+        let got = run_op(
             &mut c,
             &mut cl,
             r,

@@ -9,42 +9,15 @@
 //! first rename xlocked it and then wait for those xlocks, while the first rename's
 //! RENAMEPREP waited for that pin to go before freezing for the export: a deadlock.
 
-use mds_locker::cluster::{Cluster, FifoTransport, Output};
+use mds_locker::cluster::{Cluster, FifoTransport};
 use mds_locker::cooperative::CooperativeClients;
-use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op, ReqId};
+use mds_locker::{FilePath, Ino, LockerConfig, Op};
 
 mod multirank_scenario;
 
-use multirank_scenario::{check, drive};
+use multirank_scenario::{check, drive, run_op, safe_result, send};
 
 type C = Cluster<FifoTransport>;
-
-fn send(c: &mut C, rank: u32, client: u64, reqid: u64, op: Op) {
-    if !c.rank(rank).sessions().any(|s| s.client() == client) {
-        c.handle(rank, Event::SessionOpen { client }).unwrap();
-    }
-    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
-    check(c);
-}
-
-fn safe_result(out: &[Output], reqid: u64) -> Option<Result<Option<Ino>, Errno>> {
-    out.iter().find_map(|o| match &o.effect {
-        Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-        _ => None,
-    })
-}
-
-fn submit(
-    c: &mut C,
-    cl: &mut CooperativeClients,
-    rank: u32,
-    reqid: u64,
-    op: Op,
-) -> Result<Option<Ino>, Errno> {
-    send(c, rank, 1, reqid, op);
-    let out = drive(c, cl);
-    safe_result(&out, reqid).unwrap_or_else(|| panic!("request {reqid} got no safe reply"))
-}
 
 fn at_root(p: &str) -> FilePath {
     FilePath::new(Ino::ROOT, p)
@@ -54,15 +27,15 @@ fn at_root(p: &str) -> FilePath {
 /// and `/t0/l`, a remote link on rank 0 to `/t1/b`'s inode.
 fn setup(cl: &mut CooperativeClients) -> (C, [Ino; 2], [Ino; 2]) {
     let mut c = Cluster::new(2, LockerConfig::default());
-    let t0 = submit(&mut c, cl, 0, 1, Op::Mkdir { path: at_root("t0"), mode: 0o755 }).unwrap().unwrap();
-    let t1 = submit(&mut c, cl, 0, 2, Op::Mkdir { path: at_root("t1"), mode: 0o755 }).unwrap().unwrap();
+    let t0 = run_op(&mut c, cl, 0, 1, Op::Mkdir { path: at_root("t0"), mode: 0o755 }).unwrap().unwrap();
+    let t1 = run_op(&mut c, cl, 0, 2, Op::Mkdir { path: at_root("t1"), mode: 0o755 }).unwrap().unwrap();
     c.pin_empty_dir(t1, 1).unwrap();
     check(&c);
     let create = |p| Op::Create { path: at_root(p), mode: 0o644, excl: true, file_mode: 1 };
-    let b = submit(&mut c, cl, 1, 3, create("t1/b")).unwrap().unwrap();
-    let cc = submit(&mut c, cl, 1, 4, create("t1/c")).unwrap().unwrap();
+    let b = run_op(&mut c, cl, 1, 3, create("t1/b")).unwrap().unwrap();
+    let cc = run_op(&mut c, cl, 1, 4, create("t1/c")).unwrap().unwrap();
     let link = Op::Link { path: FilePath::new(t0, "l"), target: FilePath::new(t1, "b") };
-    assert_eq!(submit(&mut c, cl, 0, 5, link), Ok(Some(b)));
+    assert_eq!(run_op(&mut c, cl, 0, 5, link), Ok(Some(b)));
     (c, [t0, t1], [b, cc])
 }
 
@@ -95,7 +68,7 @@ fn concurrent_renames_of_one_inode(first_rank: u32, second_rank: u32, move_first
     }
     // A later request on the moved file is served (it would hang on a leaked freeze).
     let get = Op::Getattr { path: FilePath::new(t0, "b"), mask: 0 };
-    assert_eq!(submit(&mut c, &mut cl, 1, 12, get), Ok(Some(b)));
+    assert_eq!(run_op(&mut c, &mut cl, 1, 12, get), Ok(Some(b)));
 }
 
 #[test]

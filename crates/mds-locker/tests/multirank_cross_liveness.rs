@@ -18,9 +18,11 @@ use lock_sm::{LockState, LockType};
 use mds_locker::cache::{InodeData, S_IFDIR, S_IFREG};
 use mds_locker::cluster::Cluster;
 use mds_locker::{
-    ClientRequest, Effect, Errno, Event, FilePath, Ino, LockId, LockOp, LockerConfig, MdsMessage, ObjKey, Op,
-    PeerMsg, PeerOp, Rank, ReqId,
+    ClientRequest, DentryId, Effect, Errno, Event, FilePath, Ino, LockId, LockOp, LockerConfig, MdsMessage,
+    ObjKey, Op, PeerMsg, PeerOp, Rank, ReqId,
 };
+
+mod multirank_scenario;
 
 /// The peer messages in `fx`, with their destination.
 fn peer_sends(fx: &[Effect]) -> Vec<(Rank, PeerOp, ReqId)> {
@@ -92,6 +94,15 @@ fn s4_17_an_authpin_ack_for_a_request_that_is_gone_makes_the_peer_drop_it() {
     assert_eq!(peer_sends(&deliver(&mut c, 1, 0, ack)), vec![(0, PeerOp::DropLocks, ReqId(47))]);
 }
 
+/// `n` ranks, each with client 1's session open.
+fn cluster_with_sessions(n: u32) -> Cluster {
+    let mut c = Cluster::new(n, LockerConfig::default());
+    for r in 0..n {
+        c.handle(r, Event::SessionOpen { client: 1 }).unwrap();
+    }
+    c
+}
+
 /// A committed file or directory `name` in `dir`, made on `rank` (its auth) without a
 /// request, so no client holds caps on it.
 fn make(c: &mut Cluster, rank: Rank, dir: Ino, name: &str, is_dir: bool) -> Ino {
@@ -103,23 +114,49 @@ fn make(c: &mut Cluster, rank: Rank, dir: Ino, name: &str, is_dir: bool) -> Ino 
     cache.inode(i).unwrap().ino()
 }
 
-fn dn_state(c: &Cluster, rank: Rank, dir: Ino, name: &str) -> LockState {
+/// Directories under the root, made on rank 0, then each pinned to its rank (rank 0 is no
+/// pin), in the order given: the subtrees of a test.
+fn subtrees<const N: usize>(c: &mut Cluster, dirs: [(&str, Rank); N]) -> [Ino; N] {
+    let inos = dirs.map(|(name, _)| make(c, 0, Ino::ROOT, name, true));
+    for (ino, (_, rank)) in inos.iter().zip(dirs) {
+        if rank != 0 {
+            c.pin_empty_dir(*ino, rank).unwrap();
+        }
+    }
+    inos
+}
+
+/// Discovers `ino` on rank `to` and delivers what that sent.
+fn replicate(c: &mut Cluster, ino: Ino, to: Rank) {
+    c.replicate(&ObjKey::Inode(ino), to).unwrap();
+    c.run().unwrap();
+}
+
+/// Rank `rank`'s dentry `name` in `dir`.
+fn dentry(c: &Cluster, rank: Rank, dir: Ino, name: &str) -> DentryId {
     let cache = c.rank(rank).cache();
-    let d = cache.lookup_dentry(cache.lookup_ino(dir).unwrap(), name).unwrap();
-    c.rank(rank).lock(LockId::dentry(d, LockType::Dn)).unwrap().state()
+    cache.lookup_dentry(cache.lookup_ino(dir).unwrap(), name).unwrap()
+}
+
+fn dn_state(c: &Cluster, rank: Rank, dir: Ino, name: &str) -> LockState {
+    c.rank(rank).lock(LockId::dentry(dentry(c, rank, dir, name), LockType::Dn)).unwrap().state()
 }
 
 fn request(c: &mut Cluster, rank: Rank, reqid: u64, op: Op) {
     c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client: 1, op })).unwrap();
 }
 
-fn safe_result(c: &Cluster, reqid: u64) -> Option<Result<Option<Ino>, Errno>> {
-    c.outputs().iter().find_map(|o| match &o.effect {
-        Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-        _ => None,
-    })
+/// Sends `op` to `rank`, runs the cluster to quiet with every journal safe, checks the
+/// invariants and returns the safe reply's result, if any.
+fn settle_request(c: &mut Cluster, rank: Rank, reqid: u64, op: Op) -> Option<Result<Option<Ino>, Errno>> {
+    request(c, rank, reqid, op);
+    c.settle().unwrap();
+    check(c);
+    multirank_scenario::safe_result(c.outputs(), reqid)
 }
 
+/// Each rank's invariants on its own (`check_all`), not the scenario's cross-rank `check`:
+/// what these tests have always checked.
 fn check(c: &Cluster) {
     for (r, l) in c.lockers().iter().enumerate() {
         if let Err(v) = mds_locker::invariants::check_all(l) {
@@ -130,21 +167,14 @@ fn check(c: &Cluster) {
 
 #[test]
 fn s4_11_a_dentry_lock_its_woken_xlocker_left_idle_returns_to_sync() {
-    let mut c = Cluster::new(2, LockerConfig::default());
-    for r in 0..2 {
-        c.handle(r, Event::SessionOpen { client: 1 }).unwrap();
-    }
+    let mut c = cluster_with_sessions(2);
     // /t0 (rank 0) holds file b, /t1 (rank 1's subtree) holds file c; each rank has a
     // replica of the other's file (dentry and inode).
-    let t0 = make(&mut c, 0, Ino::ROOT, "t0", true);
-    let t1 = make(&mut c, 0, Ino::ROOT, "t1", true);
-    c.pin_empty_dir(t1, 1).unwrap();
+    let [t0, t1] = subtrees(&mut c, [("t0", 0), ("t1", 1)]);
     let b = make(&mut c, 0, t0, "b", false);
-    c.replicate(&ObjKey::Inode(b), 1).unwrap();
-    c.run().unwrap();
+    replicate(&mut c, b, 1);
     let fc = make(&mut c, 1, t1, "c", false);
-    c.replicate(&ObjKey::Inode(fc), 0).unwrap();
-    c.run().unwrap();
+    replicate(&mut c, fc, 0);
     check(&c);
     // Rank 0 leads `rename /t1/c -> /t0/b`: it waits for its replica's LOCK ack to xlock
     // the destination dentry.
@@ -158,21 +188,13 @@ fn s4_11_a_dentry_lock_its_woken_xlocker_left_idle_returns_to_sync() {
     // Meanwhile a request on rank 1 xlocks the source dentry /t1/c: its LOCK reaches rank
     // 0's replica before the ack for /t0/b, so the rename, woken when /t0/b reaches LOCK,
     // traverses again, finds its source unreadable and waits for it instead.
-    let c_dn = {
-        let cache = c.rank(1).cache();
-        cache.lookup_dentry(cache.lookup_ino(t1).unwrap(), "c").unwrap()
-    };
-    let locks = vec![LockOp::x(LockId::dentry(c_dn, LockType::Dn))];
+    let locks = vec![LockOp::x(LockId::dentry(dentry(&c, 1, t1, "c"), LockType::Dn))];
     request(&mut c, 1, 11, Op::LockSet { locks, journal: false });
     c.run().unwrap();
     check(&c);
-    let c_on_0 = {
-        let cache = c.rank(0).cache();
-        cache.lookup_dentry(cache.lookup_ino(t1).unwrap(), "c").unwrap()
-    };
     assert_eq!(
         c.rank(0).request(ReqId(10)).and_then(|m| m.waiting_on()),
-        Some(LockId::dentry(c_on_0, LockType::Dn))
+        Some(LockId::dentry(dentry(&c, 0, t1, "c"), LockType::Dn))
     );
     // Nobody holds or waits for /t0/b: its auth lock goes back to SYNC (§4.11 simple_eval)
     // once the woken rename ran, and the replica is readable again.
@@ -184,33 +206,22 @@ fn s4_11_a_dentry_lock_its_woken_xlocker_left_idle_returns_to_sync() {
     c.settle().unwrap();
     check(&c);
     // A rename led by rank 1 with /t0/b as its source traverses that replica and completes.
-    request(&mut c, 1, 12, Op::Rename { dest: FilePath::new(t1, "x"), src: FilePath::new(t0, "b") });
-    c.settle().unwrap();
-    check(&c);
-    assert_eq!(safe_result(&c, 12), Some(Ok(Some(b))));
+    let mv = Op::Rename { dest: FilePath::new(t1, "x"), src: FilePath::new(t0, "b") };
+    assert_eq!(settle_request(&mut c, 1, 12, mv), Some(Ok(Some(b))));
 }
 
 #[test]
 fn s5_1_discover_gets_a_renamed_directory_from_its_inode_auth() {
-    let mut c = Cluster::new(3, LockerConfig::default());
-    for r in 0..3 {
-        c.handle(r, Event::SessionOpen { client: 1 }).unwrap();
-    }
-    let t1 = make(&mut c, 0, Ino::ROOT, "t1", true);
-    let t2 = make(&mut c, 0, Ino::ROOT, "t2", true);
-    c.pin_empty_dir(t1, 1).unwrap();
-    c.pin_empty_dir(t2, 2).unwrap();
+    let mut c = cluster_with_sessions(3);
+    let [t1, t2] = subtrees(&mut c, [("t1", 1), ("t2", 2)]);
     let d = make(&mut c, 1, t1, "d", true);
     // The witness (rank 1) knows the destination directory: a leader's replication of the
     // destination path to a witness that never saw it is another issue (seed 3/875).
-    c.replicate(&ObjKey::Inode(t2), 1).unwrap();
-    c.run().unwrap();
+    replicate(&mut c, t2, 1);
     // Rank 2 (the destination's auth) renames rank 1's directory into its subtree: the
     // directory inode stays auth on rank 1, its primary dentry is rank 2's.
-    request(&mut c, 2, 20, Op::Rename { dest: FilePath::new(t2, "d"), src: FilePath::new(t1, "d") });
-    c.settle().unwrap();
-    check(&c);
-    assert_eq!(safe_result(&c, 20), Some(Ok(Some(d))));
+    let mv = Op::Rename { dest: FilePath::new(t2, "d"), src: FilePath::new(t1, "d") };
+    assert_eq!(settle_request(&mut c, 2, 20, mv), Some(Ok(Some(d))));
     let on = |c: &Cluster, r: Rank| {
         c.rank(r).cache().lookup_ino(d).map(|i| c.rank(r).cache().inode(i).unwrap().is_auth())
     };
@@ -218,9 +229,7 @@ fn s5_1_discover_gets_a_renamed_directory_from_its_inode_auth() {
     assert_eq!(on(&c, 2), Some(false));
     // Rank 0 looks it up through rank 2's dentry: rank 2 only holds a replica of the inode,
     // so rank 0 gets it from rank 1 (a loop of discovers to rank 2 before).
-    request(&mut c, 0, 21, Op::Getattr { path: FilePath::new(t2, "d"), mask: 0 });
-    c.settle().unwrap();
-    check(&c);
-    assert_eq!(safe_result(&c, 21), Some(Ok(Some(d))));
+    let get = Op::Getattr { path: FilePath::new(t2, "d"), mask: 0 };
+    assert_eq!(settle_request(&mut c, 0, 21, get), Some(Ok(Some(d))));
     assert_eq!(on(&c, 0), Some(false));
 }

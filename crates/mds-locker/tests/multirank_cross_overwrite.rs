@@ -13,36 +13,13 @@
 use mds_locker::cache::Linkage;
 use mds_locker::cluster::{Cluster, FifoTransport};
 use mds_locker::cooperative::CooperativeClients;
-use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, Op, ReqId};
+use mds_locker::{FilePath, Ino, LockerConfig, Op};
 
 mod multirank_scenario;
 
-use multirank_scenario::{check, drive};
+use multirank_scenario::{check, no_twophase_left, run_op};
 
 type C = Cluster<FifoTransport>;
-
-/// Sends `op` to `rank` and runs the cluster until quiet; the safe reply's result.
-fn submit(
-    c: &mut C,
-    cl: &mut CooperativeClients,
-    rank: u32,
-    reqid: u64,
-    op: Op,
-) -> Result<Option<Ino>, Errno> {
-    let client = 1;
-    if !c.rank(rank).sessions().any(|s| s.client() == client) {
-        c.handle(rank, Event::SessionOpen { client }).unwrap();
-    }
-    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
-    check(c);
-    drive(c, cl)
-        .iter()
-        .find_map(|o| match &o.effect {
-            Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-            _ => None,
-        })
-        .unwrap_or_else(|| panic!("request {reqid} got no safe reply"))
-}
 
 fn at_root(p: &str) -> FilePath {
     FilePath::new(Ino::ROOT, p)
@@ -53,14 +30,14 @@ fn at_root(p: &str) -> FilePath {
 /// directories and the two files.
 fn setup(cl: &mut CooperativeClients) -> (C, [Ino; 2], [Ino; 2]) {
     let mut c = Cluster::new(2, LockerConfig::default());
-    let t0 = submit(&mut c, cl, 0, 1, Op::Mkdir { path: at_root("t0"), mode: 0o755 }).unwrap().unwrap();
-    let t1 = submit(&mut c, cl, 0, 2, Op::Mkdir { path: at_root("t1"), mode: 0o755 }).unwrap().unwrap();
+    let t0 = run_op(&mut c, cl, 0, 1, Op::Mkdir { path: at_root("t0"), mode: 0o755 }).unwrap().unwrap();
+    let t1 = run_op(&mut c, cl, 0, 2, Op::Mkdir { path: at_root("t1"), mode: 0o755 }).unwrap().unwrap();
     c.pin_empty_dir(t1, 1).unwrap();
     check(&c);
     let create = |p| Op::Create { path: at_root(p), mode: 0o644, excl: true, file_mode: 1 };
-    let dst = submit(&mut c, cl, 0, 3, create("t0/c")).unwrap().unwrap();
-    let src = submit(&mut c, cl, 1, 4, create("t1/b")).unwrap().unwrap();
-    submit(&mut c, cl, 1, 5, Op::Getattr { path: at_root("t0/c"), mask: 0 }).unwrap();
+    let dst = run_op(&mut c, cl, 0, 3, create("t0/c")).unwrap().unwrap();
+    let src = run_op(&mut c, cl, 1, 4, create("t1/b")).unwrap().unwrap();
+    run_op(&mut c, cl, 1, 5, Op::Getattr { path: at_root("t0/c"), mask: 0 }).unwrap();
     let r1 = c.rank(1).cache();
     let replica = r1.lookup_ino(dst).and_then(|i| r1.inode(i));
     assert!(replica.is_some_and(|n| !n.is_auth() && n.parent().is_some()), "rank 1 must replicate /t0/c");
@@ -75,7 +52,7 @@ fn overwrite_replicated_destination(client_rank: u32) {
     let mut cl = CooperativeClients::new();
     let (mut c, [t0, t1], [dst, src]) = setup(&mut cl);
     let op = Op::Rename { dest: FilePath::new(t0, "c"), src: FilePath::new(t1, "b") };
-    assert_eq!(submit(&mut c, &mut cl, client_rank, 10, op), Ok(Some(src)));
+    assert_eq!(run_op(&mut c, &mut cl, client_rank, 10, op), Ok(Some(src)));
     for r in 0..2 {
         let cache = c.rank(r).cache();
         let Some(dn) = cache.lookup_ino(t0).and_then(|d| cache.lookup_dentry(d, "c")) else { continue };
@@ -91,13 +68,10 @@ fn overwrite_replicated_destination(client_rank: u32) {
             assert_ne!(old.projected_parent(), Some(dn), "rank {r}");
         }
     }
-    for l in c.lockers() {
-        assert_eq!(l.twophase_in_progress(), (0, 0));
-        assert_eq!(l.requests().count(), 0);
-    }
+    no_twophase_left(&c);
     // The renamed file is usable through its new name from either rank.
-    assert_eq!(submit(&mut c, &mut cl, 1, 11, Op::Getattr { path: at_root("t0/c"), mask: 0 }), Ok(Some(src)));
-    assert_eq!(submit(&mut c, &mut cl, 0, 12, Op::Getattr { path: at_root("t0/c"), mask: 0 }), Ok(Some(src)));
+    assert_eq!(run_op(&mut c, &mut cl, 1, 11, Op::Getattr { path: at_root("t0/c"), mask: 0 }), Ok(Some(src)));
+    assert_eq!(run_op(&mut c, &mut cl, 0, 12, Op::Getattr { path: at_root("t0/c"), mask: 0 }), Ok(Some(src)));
 }
 
 #[test]

@@ -17,11 +17,11 @@ use std::rc::Rc;
 use mds_locker::cluster::Cluster;
 use mds_locker::cooperative::CooperativeClients;
 use mds_locker::message::PeerOp;
-use mds_locker::{ClientRequest, Effect, Event, FilePath, LockerConfig, MdsMessage, Op, ReqId};
+use mds_locker::{FilePath, LockerConfig, MdsMessage, Op, ReqId};
 
 mod multirank_scenario;
 
-use multirank_scenario::{Hold, check, drive, path};
+use multirank_scenario::{Hold, check, drive, ok_ino_settled, path, safe_result, send, settle};
 
 /// PREPACKs are parked while the transport's `hold` is set, so a test can run local requests
 /// on a witness between its PREPARE and the leader's FINISH.
@@ -30,60 +30,6 @@ fn prep_ack(_: u32, _: u32, msg: &MdsMessage) -> bool {
 }
 
 type C = Cluster<Hold>;
-
-/// Runs until nothing moves except parked messages: deliveries, cooperative client answers,
-/// journal flushes.
-fn settle(c: &mut C, cl: &mut CooperativeClients) -> Vec<mds_locker::cluster::Output> {
-    let mut out = Vec::new();
-    loop {
-        while c.step().unwrap() {
-            check(c);
-        }
-        let batch = c.take_outputs();
-        let answers = cl.answers(&batch);
-        let mut progress = !answers.is_empty();
-        out.extend(batch);
-        for (r, ev) in answers {
-            c.handle(r, ev).unwrap();
-            check(c);
-        }
-        for r in 0..2 {
-            if c.unsafe_entries(r) > 0 {
-                c.make_safe(r).unwrap();
-                check(c);
-                progress = true;
-            }
-        }
-        if !progress && c.transport().queue.is_empty() {
-            return out;
-        }
-    }
-}
-
-fn submit(c: &mut C, cl: &mut CooperativeClients, rank: u32, client: u64, reqid: u64, op: Op) {
-    if !c.rank(rank).sessions().any(|s| s.client() == client) {
-        c.handle(rank, Event::SessionOpen { client }).unwrap();
-    }
-    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
-    check(c);
-    let _ = cl;
-}
-
-fn safe_result(
-    out: &[mds_locker::cluster::Output],
-    reqid: u64,
-) -> Option<Result<Option<mds_locker::Ino>, mds_locker::Errno>> {
-    out.iter().find_map(|o| match &o.effect {
-        Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-        _ => None,
-    })
-}
-
-fn ok_ino(c: &mut C, cl: &mut CooperativeClients, rank: u32, reqid: u64, op: Op) -> mds_locker::Ino {
-    submit(c, cl, rank, 1, reqid, op);
-    let out = settle(c, cl);
-    safe_result(&out, reqid).unwrap().unwrap().unwrap()
-}
 
 fn create(p: &str) -> Op {
     Op::Create { path: path(p), mode: 0o644, excl: true, file_mode: 1 }
@@ -98,22 +44,22 @@ fn witness_prepare_and_local_chmod_install_in_journal_order() {
     let hold = Rc::new(Cell::new(false));
     let net = Hold::new(hold.clone(), prep_ack, false);
     let mut c: C = Cluster::with_transport(2, LockerConfig::default(), net);
-    let t0 = ok_ino(&mut c, &mut cl, 0, 1, Op::Mkdir { path: path("t0"), mode: 0o755 });
-    let t1 = ok_ino(&mut c, &mut cl, 0, 2, Op::Mkdir { path: path("t1"), mode: 0o755 });
+    let t0 = ok_ino_settled(&mut c, &mut cl, 0, 1, Op::Mkdir { path: path("t0"), mode: 0o755 });
+    let t1 = ok_ino_settled(&mut c, &mut cl, 0, 2, Op::Mkdir { path: path("t1"), mode: 0o755 });
     c.pin_empty_dir(t1, 1).unwrap();
     check(&c);
     // `/t1/d` is made by rank 1: its inode and dirfrag are both auth there.
-    let d = ok_ino(&mut c, &mut cl, 1, 4, Op::Mkdir { path: path("t1/d"), mode: 0o755 });
+    let d = ok_ino_settled(&mut c, &mut cl, 1, 4, Op::Mkdir { path: path("t1/d"), mode: 0o755 });
     assert!(
         c.rank(1).cache().lookup_ino(d).and_then(|i| c.rank(1).cache().inode(i)).is_some_and(|n| n.is_auth())
     );
-    let b = ok_ino(&mut c, &mut cl, 1, 3, create("t1/d/b"));
+    let b = ok_ino_settled(&mut c, &mut cl, 1, 3, create("t1/d/b"));
 
     // rename /t1/d/b -> /t0/n, led by rank 0 (destdn auth); rank 1 witnesses (and exports b).
     // Its PREPACK is parked: the leader cannot FINISH yet.
     hold.set(true);
     let rename = Op::Rename { dest: FilePath::new(t0, "n"), src: FilePath::new(d, "b") };
-    submit(&mut c, &mut cl, 0, 1, 10, rename);
+    send(&mut c, 0, 1, 10, rename);
     let mut out = settle(&mut c, &mut cl);
     assert_eq!(c.rank(1).twophase_in_progress().1, 1, "rank 1 must have prepared the rename");
     assert_eq!(c.transport().parked.len(), 1, "the PREPACK must be parked");
@@ -127,7 +73,7 @@ fn witness_prepare_and_local_chmod_install_in_journal_order() {
         path: FilePath { base: d, components: Vec::new() },
         attrs: mds_locker::SetAttr { mode: Some(0o700), ..mds_locker::SetAttr::default() },
     };
-    submit(&mut c, &mut cl, 1, 2, 12, chmod);
+    send(&mut c, 1, 2, 12, chmod);
     out.extend(settle(&mut c, &mut cl));
     assert!(matches!(safe_result(&out, 12), Some(Ok(_))), "chmod: {:?}", safe_result(&out, 12));
     assert_eq!(c.rank(1).twophase_in_progress().1, 1, "the rename must still be prepared");

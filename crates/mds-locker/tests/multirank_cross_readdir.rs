@@ -13,15 +13,15 @@
 use std::cell::Cell;
 use std::rc::Rc;
 
-use mds_locker::cluster::{Cluster, Output};
+use mds_locker::cluster::Cluster;
 use mds_locker::cooperative::CooperativeClients;
 use mds_locker::effects::ReplyData;
 use mds_locker::message::PeerOp;
-use mds_locker::{ClientRequest, Effect, Errno, Event, FilePath, Ino, LockerConfig, MdsMessage, Op, ReqId};
+use mds_locker::{FilePath, LockerConfig, MdsMessage, Op};
 
 mod multirank_scenario;
 
-use multirank_scenario::{Hold, check, drive, path};
+use multirank_scenario::{Hold, check, drive, ok_ino_settled, path, safe_reply, send, settle};
 
 /// FINISHes to rank 2 are parked while the transport's `hold` is set (and everything after
 /// them on the same connection): the leader's FINISH arriving late at the dirfrag auth,
@@ -31,55 +31,6 @@ fn finish_to_rank_2(_: u32, to: u32, msg: &MdsMessage) -> bool {
 }
 
 type C = Cluster<Hold>;
-
-/// Runs until nothing moves except parked messages.
-fn settle(c: &mut C, cl: &mut CooperativeClients) -> Vec<Output> {
-    let mut out = Vec::new();
-    loop {
-        while c.step().unwrap() {
-            check(c);
-        }
-        let batch = c.take_outputs();
-        let answers = cl.answers(&batch);
-        let mut progress = !answers.is_empty();
-        out.extend(batch);
-        for (r, ev) in answers {
-            c.handle(r, ev).unwrap();
-            check(c);
-        }
-        for r in 0..c.len() as u32 {
-            if c.unsafe_entries(r) > 0 {
-                c.make_safe(r).unwrap();
-                check(c);
-                progress = true;
-            }
-        }
-        if !progress && c.transport().queue.is_empty() {
-            return out;
-        }
-    }
-}
-
-fn submit(c: &mut C, rank: u32, client: u64, reqid: u64, op: Op) {
-    if !c.rank(rank).sessions().any(|s| s.client() == client) {
-        c.handle(rank, Event::SessionOpen { client }).unwrap();
-    }
-    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
-    check(c);
-}
-
-fn safe_reply(out: &[Output], reqid: u64) -> Option<(Result<Option<Ino>, Errno>, ReplyData)> {
-    out.iter().find_map(|o| match &o.effect {
-        Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some((r.result, r.data.clone())),
-        _ => None,
-    })
-}
-
-fn ok_ino(c: &mut C, cl: &mut CooperativeClients, rank: u32, reqid: u64, op: Op) -> Ino {
-    submit(c, rank, 1, reqid, op);
-    let out = settle(c, cl);
-    safe_reply(&out, reqid).unwrap().0.unwrap().unwrap()
-}
 
 /// §5.1 / §5.2: once the rename is answered, a readdir of the source directory on its
 /// dirfrag auth does not list the moved entry, even when the leader's FINISH reaches that
@@ -91,32 +42,34 @@ fn s5_1_readdir_on_srcdir_frag_auth_after_rename_omits_the_moved_entry() {
     let net = Hold::new(hold.clone(), finish_to_rank_2, true);
     let mut c: C = Cluster::with_transport(3, LockerConfig::default(), net);
     let mkdir = |p: &str| Op::Mkdir { path: path(p), mode: 0o755 };
-    let t0 = ok_ino(&mut c, &mut cl, 0, 1, mkdir("t0"));
-    let t1 = ok_ino(&mut c, &mut cl, 0, 2, mkdir("t1"));
+    let t0 = ok_ino_settled(&mut c, &mut cl, 0, 1, mkdir("t0"));
+    let t1 = ok_ino_settled(&mut c, &mut cl, 0, 2, mkdir("t1"));
     c.pin_empty_dir(t1, 1).unwrap();
     check(&c);
     // `/t1/d`'s inode is auth on rank 1 (which made it), its dirfrag on rank 2.
-    let d = ok_ino(&mut c, &mut cl, 1, 3, mkdir("t1/d"));
+    let d = ok_ino_settled(&mut c, &mut cl, 1, 3, mkdir("t1/d"));
     c.pin_empty_dir(d, 2).unwrap();
     check(&c);
     let create = Op::Create { path: FilePath::new(d, "b"), mode: 0o644, excl: true, file_mode: 1 };
-    let b = ok_ino(&mut c, &mut cl, 2, 4, create);
+    let b = ok_ino_settled(&mut c, &mut cl, 2, 4, create);
 
     hold.set(true);
     let rename = Op::Rename { dest: FilePath::new(t0, "n"), src: FilePath::new(d, "b") };
-    submit(&mut c, 0, 1, 10, rename);
+    send(&mut c, 0, 1, 10, rename);
     let mut out = settle(&mut c, &mut cl);
-    assert_eq!(safe_reply(&out, 10).map(|r| r.0), Some(Ok(Some(b))), "rename answered");
+    assert_eq!(safe_reply(&out, 10).map(|r| r.result), Some(Ok(Some(b))), "rename answered");
     assert!(!c.transport().parked.is_empty(), "the leader's FINISH to rank 2 must be parked");
 
     // A readdir on rank 2 (the dirfrag auth) after the rename's reply.
-    submit(&mut c, 2, 2, 11, Op::Readdir { path: FilePath { base: d, components: Vec::new() } });
+    send(&mut c, 2, 2, 11, Op::Readdir { path: FilePath { base: d, components: Vec::new() } });
     out.extend(settle(&mut c, &mut cl));
     hold.set(false);
     out.extend(drive(&mut c, &mut cl));
-    let (r, data) = safe_reply(&out, 11).expect("readdir answered");
-    assert_eq!(r, Ok(Some(d)));
-    let ReplyData::Entries(entries) = data else { panic!("readdir without entries: {data:?}") };
+    let reply = safe_reply(&out, 11).expect("readdir answered");
+    assert_eq!(reply.result, Ok(Some(d)));
+    let ReplyData::Entries(entries) = &reply.data else {
+        panic!("readdir without entries: {:?}", reply.data)
+    };
     let names: Vec<&str> = entries.iter().map(|e| e.name.as_str()).collect();
     assert!(names.is_empty(), "the moved entry is still listed: {names:?}");
 }

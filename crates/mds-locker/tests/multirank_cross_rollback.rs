@@ -16,11 +16,11 @@ use std::rc::Rc;
 use mds_locker::cluster::{Cluster, Transport};
 use mds_locker::cooperative::CooperativeClients;
 use mds_locker::message::PeerOp;
-use mds_locker::{ClientRequest, Effect, Event, FilePath, Ino, Linkage, LockerConfig, MdsMessage, Op, ReqId};
+use mds_locker::{FilePath, Ino, Linkage, LockerConfig, MdsMessage, Op};
 
 mod multirank_scenario;
 
-use multirank_scenario::{check, drive, path};
+use multirank_scenario::{check, drive, ok_ino, path, safe_result, send};
 
 /// FIFO transport that drops PREPACKs while `hold` is set: the leader never hears its
 /// witness agree, so it never journals the rename.
@@ -46,30 +46,6 @@ impl Transport for DropPrepAck {
 }
 
 type C = Cluster<DropPrepAck>;
-
-fn safe_result(
-    out: &[mds_locker::cluster::Output],
-    reqid: u64,
-) -> Option<Result<Option<Ino>, mds_locker::Errno>> {
-    out.iter().find_map(|o| match &o.effect {
-        Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-        _ => None,
-    })
-}
-
-fn submit(c: &mut C, rank: u32, client: u64, reqid: u64, op: Op) {
-    if !c.rank(rank).sessions().any(|s| s.client() == client) {
-        c.handle(rank, Event::SessionOpen { client }).unwrap();
-    }
-    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
-    check(c);
-}
-
-fn ok_ino(c: &mut C, cl: &mut CooperativeClients, rank: u32, reqid: u64, op: Op) -> Ino {
-    submit(c, rank, 1, reqid, op);
-    let out = drive(c, cl);
-    safe_result(&out, reqid).unwrap().unwrap().unwrap()
-}
 
 /// What rank 1 knows of `/t1/d`: mode, the inode's dirstat and rstat file counts, its
 /// dirfrag's fragstat file count, and the primary entries linked in the dirfrag.
@@ -111,7 +87,7 @@ fn s4_17_rollback_of_an_installed_prepare_replays_to_the_same_directory() {
 
     // rename /t1/d/b -> /t0/n by client 3, led by rank 0; rank 1 prepares (and installs), its ack is lost.
     hold.set(true);
-    submit(&mut c, 0, 3, 10, Op::Rename { dest: FilePath::new(t0, "n"), src: FilePath::new(d, "b") });
+    send(&mut c, 0, 3, 10, Op::Rename { dest: FilePath::new(t0, "n"), src: FilePath::new(d, "b") });
     drive(&mut c, &mut cl);
     assert_eq!(c.rank(1).twophase_in_progress().1, 1, "rank 1 must have prepared the rename");
     let installed = dir_state(&c, d);
@@ -122,7 +98,7 @@ fn s4_17_rollback_of_an_installed_prepare_replays_to_the_same_directory() {
         path: FilePath { base: d, components: Vec::new() },
         attrs: mds_locker::SetAttr { mode: Some(0o700), ..mds_locker::SetAttr::default() },
     };
-    submit(&mut c, 1, 2, 12, chmod);
+    send(&mut c, 1, 2, 12, chmod);
     let out = drive(&mut c, &mut cl);
     assert!(matches!(safe_result(&out, 12), Some(Ok(_))), "chmod: {:?}", safe_result(&out, 12));
 

@@ -16,22 +16,18 @@ mod multirank_scenario;
 
 use multirank_scenario::*;
 
-fn mkdir(c: &mut C, cl: &mut CooperativeClients, rank: u32, reqid: u64, dir: Ino, name: &str) -> Ino {
-    let (r, _) = submit(c, cl, rank, reqid, Op::Mkdir { path: FilePath::new(dir, name), mode: 0o755 });
-    r.unwrap().unwrap()
-}
-
 /// The cluster of the module notes, just before the rename: (cluster, clients, /t1, /t2,
 /// /t2/d).
 fn setup() -> (C, CooperativeClients, Ino, Ino, Ino) {
     let mut cl = CooperativeClients::new();
     let mut c: C = Cluster::with_transport(3, LockerConfig::default(), Recording::default());
-    let t1 = mkdir(&mut c, &mut cl, 0, 1, Ino::ROOT, "t1");
-    let t2 = mkdir(&mut c, &mut cl, 0, 2, Ino::ROOT, "t2");
+    let mkdir = |dir: Ino, name: &str| Op::Mkdir { path: FilePath::new(dir, name), mode: 0o755 };
+    let t1 = ok_ino(&mut c, &mut cl, 0, 1, mkdir(Ino::ROOT, "t1"));
+    let t2 = ok_ino(&mut c, &mut cl, 0, 2, mkdir(Ino::ROOT, "t2"));
     c.pin_empty_dir(t1, 1).unwrap();
     c.pin_empty_dir(t2, 2).unwrap();
     check(&c);
-    let d = mkdir(&mut c, &mut cl, 2, 3, t2, "d");
+    let d = ok_ino(&mut c, &mut cl, 2, 3, mkdir(t2, "d"));
     c.crash(2).unwrap();
     c.restart(2).unwrap();
     drive(&mut c, &mut cl);

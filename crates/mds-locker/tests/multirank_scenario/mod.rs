@@ -1,8 +1,10 @@
 //! The scenario harness of the multi-rank namespace tests (multirank_unlink.rs,
-//! multirank_migrate.rs): a FIFO transport that logs what it carried, a driver that checks the
-//! cross-rank invariants after every delivery with a cooperative client, scenarios written as
-//! path-named steps, and the comparison of a multi-rank run with one rank (replies with inode
-//! numbers as creation order, the namespace with link counts, the strays).
+//! multirank_migrate.rs, the multirank_cross_*.rs tests): a FIFO transport that logs what it
+//! carried, a driver that checks the cross-rank invariants after every delivery with a
+//! cooperative client, client requests sent and their safe replies picked, scenarios written
+//! as path-named steps, and the comparison of a multi-rank run with one rank (replies with
+//! inode numbers as creation order, the namespace with link counts, the strays); a transport
+//! that holds chosen messages back.
 #![allow(dead_code)]
 
 pub use std::collections::BTreeMap;
@@ -12,8 +14,8 @@ pub use mds_locker::cluster::{Cluster, Output, Transport};
 pub use mds_locker::cooperative::CooperativeClients;
 pub use mds_locker::twophase::{PeerPhase, PeerRecord};
 pub use mds_locker::{
-    ClientRequest, Effect, Errno, Event, FilePath, Ino, JournalEntry, LockerConfig, MdsMessage, Op, ReqId,
-    SetAttr,
+    ClientRequest, Effect, Errno, Event, FilePath, Ino, JournalEntry, LockerConfig, MdsMessage, Op, Reply,
+    ReqId, SetAttr,
 };
 
 /// FIFO transport that remembers the two-phase peer messages it carried: (from, to, op).
@@ -80,44 +82,92 @@ pub fn drive<T: Transport>(c: &mut Cluster<T>, clients: &mut CooperativeClients)
     panic!("cluster did not settle: delivered {:?}", c.delivered());
 }
 
-/// One client operation, the rank its client sends it to, and the reply (the safe one).
-pub fn submit(
-    c: &mut C,
+/// Opens `client`'s session on `rank` unless it is open already: a rank serves requests of
+/// clients with a session only, and a second SessionOpen would be a new session.
+pub fn open<T: Transport>(c: &mut Cluster<T>, rank: u32, client: u64) {
+    if !c.rank(rank).sessions().any(|s| s.client() == client) {
+        c.handle(rank, Event::SessionOpen { client }).unwrap();
+    }
+}
+
+/// Hands `op` from `client` to `rank` (opening the session first) and checks the invariants,
+/// delivering nothing: tests that interleave several requests send them all before driving.
+pub fn send<T: Transport>(c: &mut Cluster<T>, rank: u32, client: u64, reqid: u64, op: Op) {
+    open(c, rank, client);
+    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
+    check(c);
+}
+
+/// The safe reply to `reqid` in `out`, if any (the early, unsafe one does not count: the
+/// tests look at what a request committed to).
+pub fn safe_reply(out: &[Output], reqid: u64) -> Option<&Reply> {
+    out.iter().find_map(|o| match &o.effect {
+        Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r),
+        _ => None,
+    })
+}
+
+/// The result of the safe reply to `reqid` in `out`, if any.
+pub fn safe_result(out: &[Output], reqid: u64) -> Option<Result<Option<Ino>, Errno>> {
+    safe_reply(out, reqid).map(|r| r.result)
+}
+
+/// Prints every rank's live requests (id, leader, held locks, history) to stderr: what a
+/// test shows when a request never got its reply, so the hang can be read off.
+pub fn dump_requests<T: Transport>(c: &Cluster<T>) {
+    for l in c.lockers() {
+        for m in l.requests() {
+            let ev: Vec<_> = m.events().iter().map(|e| e.what.clone()).collect();
+            eprintln!(
+                "rank {}: {:?} peer_of {:?} held {:?} events {:?}",
+                l.cache().rank(),
+                m.reqid(),
+                m.peer_of(),
+                m.held(),
+                ev
+            );
+        }
+    }
+}
+
+/// One client operation, the rank its client (client 1) sends it to, and the reply (the
+/// safe one) with everything the run produced.
+pub fn submit<T: Transport>(
+    c: &mut Cluster<T>,
     cl: &mut CooperativeClients,
     rank: u32,
     reqid: u64,
     op: Op,
 ) -> (Result<Option<Ino>, Errno>, Vec<Output>) {
-    let client = 1;
-    if !c.rank(rank).sessions().any(|s| s.client() == client) {
-        c.handle(rank, Event::SessionOpen { client }).unwrap();
-    }
-    c.handle(rank, Event::Request(ClientRequest { reqid: ReqId(reqid), client, op })).unwrap();
-    check(c);
+    send(c, rank, 1, reqid, op);
     let out = drive(c, cl);
-    let r = out
-        .iter()
-        .find_map(|o| match &o.effect {
-            Effect::Reply(r) if r.safe && r.reqid == ReqId(reqid) => Some(r.result),
-            _ => None,
-        })
-        .unwrap_or_else(|| {
-            for l in c.lockers() {
-                for m in l.requests() {
-                    let ev: Vec<_> = m.events().iter().map(|e| e.what.clone()).collect();
-                    eprintln!(
-                        "rank {}: {:?} peer_of {:?} held {:?} events {:?}",
-                        l.cache().rank(),
-                        m.reqid(),
-                        m.peer_of(),
-                        m.held(),
-                        ev
-                    );
-                }
-            }
-            panic!("request {reqid} got no safe reply")
-        });
+    let r = safe_result(&out, reqid).unwrap_or_else(|| {
+        dump_requests(c);
+        panic!("request {reqid} got no safe reply")
+    });
     (r, out)
+}
+
+/// [`submit`] for a test that only wants the result.
+pub fn run_op<T: Transport>(
+    c: &mut Cluster<T>,
+    cl: &mut CooperativeClients,
+    rank: u32,
+    reqid: u64,
+    op: Op,
+) -> Result<Option<Ino>, Errno> {
+    submit(c, cl, rank, reqid, op).0
+}
+
+/// [`run_op`] for a setup step that must succeed and name an inode (mkdir, create).
+pub fn ok_ino<T: Transport>(
+    c: &mut Cluster<T>,
+    cl: &mut CooperativeClients,
+    rank: u32,
+    reqid: u64,
+    op: Op,
+) -> Ino {
+    run_op(c, cl, rank, reqid, op).unwrap().unwrap()
 }
 
 pub fn path(p: &str) -> FilePath {
@@ -290,7 +340,7 @@ pub fn strays(c: &C) -> Vec<u32> {
     out
 }
 
-pub fn no_twophase_left(c: &C) {
+pub fn no_twophase_left<T: Transport>(c: &Cluster<T>) {
     for l in c.lockers() {
         assert_eq!(l.twophase_in_progress(), (0, 0), "rank {} still has two-phase state", l.cache().rank());
         assert_eq!(l.requests().count(), 0, "rank {} still has requests", l.cache().rank());
@@ -355,7 +405,8 @@ pub fn unsafe_replies(out: &[Output], reqid: u64) -> usize {
 /// FIFO transport that parks the messages `park` picks while `hold` is set (with `behind`,
 /// also every later message on a parked message's connection, keeping per-connection order),
 /// and hands them out again first, in order, once `hold` is cleared: a test's way to make one
-/// message arrive late.
+/// message arrive late. Parked messages count as in flight, so [`drive`] does not settle
+/// while any is parked, unless the transport is [`Hold::quiet`].
 #[derive(Debug)]
 pub struct Hold {
     pub queue: std::collections::VecDeque<(u32, u32, MdsMessage)>,
@@ -363,6 +414,7 @@ pub struct Hold {
     pub hold: std::rc::Rc<std::cell::Cell<bool>>,
     park: fn(u32, u32, &MdsMessage) -> bool,
     behind: bool,
+    quiet: bool,
 }
 
 impl Hold {
@@ -372,7 +424,15 @@ impl Hold {
         park: fn(u32, u32, &MdsMessage) -> bool,
         behind: bool,
     ) -> Self {
-        Self { queue: Default::default(), parked: Default::default(), hold, park, behind }
+        Self { queue: Default::default(), parked: Default::default(), hold, park, behind, quiet: false }
+    }
+
+    /// While `hold` is set, parked messages are not in flight: [`drive`] settles with them
+    /// parked (a test that makes two requests each wait for a message the other needs, then
+    /// looks at the stuck state), and the invariants are checked as if they were not sent yet.
+    pub fn quiet(mut self) -> Self {
+        self.quiet = true;
+        self
     }
 }
 
@@ -395,6 +455,48 @@ impl Transport for Hold {
         self.queue.pop_front()
     }
     fn in_flight(&self) -> usize {
-        self.queue.len() + self.parked.len()
+        self.queue.len() + if self.quiet && self.hold.get() { 0 } else { self.parked.len() }
     }
+}
+
+/// Runs a [`Hold`] cluster until nothing moves except parked messages (deliveries,
+/// cooperative client answers, journal flushes), whether or not the transport is quiet.
+pub fn settle(c: &mut Cluster<Hold>, cl: &mut CooperativeClients) -> Vec<Output> {
+    let mut out = Vec::new();
+    loop {
+        while c.step().unwrap() {
+            check(c);
+        }
+        let batch = c.take_outputs();
+        let answers = cl.answers(&batch);
+        let mut progress = !answers.is_empty();
+        out.extend(batch);
+        for (r, ev) in answers {
+            c.handle(r, ev).unwrap();
+            check(c);
+        }
+        for r in 0..c.len() as u32 {
+            if c.unsafe_entries(r) > 0 {
+                c.make_safe(r).unwrap();
+                check(c);
+                progress = true;
+            }
+        }
+        if !progress && c.transport().queue.is_empty() {
+            return out;
+        }
+    }
+}
+
+/// [`ok_ino`] run with [`settle`] instead of [`drive`], for the [`Hold`] tests' setup steps.
+pub fn ok_ino_settled(
+    c: &mut Cluster<Hold>,
+    cl: &mut CooperativeClients,
+    rank: u32,
+    reqid: u64,
+    op: Op,
+) -> Ino {
+    send(c, rank, 1, reqid, op);
+    let out = settle(c, cl);
+    safe_result(&out, reqid).unwrap().unwrap().unwrap()
 }
