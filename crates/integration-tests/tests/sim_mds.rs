@@ -413,9 +413,24 @@ const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
 /// (discover from the inode's auth), 2/100 (search by inode number), 3/238 (remote link).
 /// Session 6: 3/610 and 3/875 (a rename's witness fetches the path to its directory's new
 /// dentry), 3/210 (the checker excuses an error for a base inode number a lost mkdir had named
-/// and a later mkdir reused).
-const CROSS_SUBTREE_FAULT_REGRESSION_SEEDS: &[(u32, u64)] =
-    &[(3, 813), (2, 108), (2, 323), (3, 894), (2, 100), (3, 238), (3, 610), (3, 875), (3, 210)];
+/// and a later mkdir reused), 2/1060 and 3/2215 (journal entries carry the ancestry of another
+/// rank's directory, so a restarted leader replays them), 2/2277 and 2/2350 (a survivor's
+/// rename waits for the cluster to recover, so a client replay goes first).
+const CROSS_SUBTREE_FAULT_REGRESSION_SEEDS: &[(u32, u64)] = &[
+    (3, 813),
+    (2, 108),
+    (2, 323),
+    (3, 894),
+    (2, 100),
+    (3, 238),
+    (3, 610),
+    (3, 875),
+    (3, 210),
+    (2, 1060),
+    (3, 2215),
+    (2, 2277),
+    (2, 2350),
+];
 
 #[test]
 fn mds_sim_cross_subtree_regression_seeds_mds_s4_17_s5_2() {

@@ -76,7 +76,10 @@
 //!    reply; requests `r` had not answered at all are re-sent after every replay is
 //!    answered, and new requests wait until then. The completed-request table answers those
 //!    whose update was durable. A client that died (`client_gone`) replays nothing: its
-//!    unsafe changes are lost, as in Ceph.
+//!    unsafe changes are lost, as in Ceph. When the last replay is answered, every rank gets
+//!    `Event::RankRecovered` (Ceph's ACTIVE): until then the cluster is degraded, and a
+//!    survivor's request that must xlock a snaplock gives its locks back and waits
+//!    (`locker::cluster_recovery`), so it cannot move a directory a replay needs.
 //!
 //! Simplified compared with Ceph:
 //! * No mdsmap, no standby takeover, no states (REPLAY, RESOLVE, RECONNECT, REJOIN,
@@ -638,9 +641,21 @@ impl<T: Transport> Cluster<T> {
         }
         self.next_replay(r)?;
         if replay_done {
-            // Clientreplay is over: the requests held back run now, in arrival order.
+            // Clientreplay is over: the requests held back run now, in arrival order, and
+            // every rank learns that `r` is active.
             while let Some(req) = self.deferred[r as usize].pop_front() {
                 self.handle(r, Event::Request(req))?;
+            }
+            self.announce_recovered(r)?;
+        }
+        Ok(())
+    }
+
+    /// Tells every rank that is up that `r` finished client replay (Ceph's ACTIVE).
+    fn announce_recovered(&mut self, r: Rank) -> Result<(), ClusterError> {
+        for s in 0..self.ranks.len() as Rank {
+            if !self.down.contains(&s) {
+                self.handle(s, Event::RankRecovered { rank: r })?;
             }
         }
         Ok(())
@@ -1057,6 +1072,7 @@ impl<T: Transport> Cluster<T> {
             self.ranks[r as usize].expect_replay(req.reqid, ino);
             self.replaying[r as usize].insert(req.reqid);
         }
+        let no_replays = replays.is_empty();
         let mut resend = replays;
         resend.extend(others);
         for req in resend {
@@ -1065,6 +1081,9 @@ impl<T: Transport> Cluster<T> {
             }
             report.resent += 1;
             self.handle(r, Event::Request(req))?;
+        }
+        if no_replays {
+            self.announce_recovered(r)?;
         }
         Ok(report)
     }

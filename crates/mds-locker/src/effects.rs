@@ -403,6 +403,13 @@ pub enum Event {
         /// The recovered rank.
         rank: Rank,
     },
+    /// A failed rank finished replaying its clients' requests (Ceph's ACTIVE, after
+    /// CLIENTREPLAY). Until every failed rank has, the cluster is degraded and a leader's
+    /// snaplock xlock waits (`RankActive` comes earlier, at the end of rejoin).
+    RankRecovered {
+        /// The rank that is active.
+        rank: Rank,
+    },
 }
 
 /// What a cap message to a client does.

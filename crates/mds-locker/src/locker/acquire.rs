@@ -86,6 +86,10 @@ impl Locker {
             // validate_lock_op refuses an xlock with a remote wrlock, so this is a bug.
             return Err(LockerError::Precondition("an xlock cannot merge with a remote wrlock (§4.3)"));
         }
+        // Phase A: a snaplock xlock while the cluster is degraded (`cluster_recovery`).
+        if self.wait_for_cluster_recovered(reqid, &ops)? {
+            return Ok(false);
+        }
         // Phase C: only an inode frozen for a rename (against pins, or for its export)
         // refuses local pins (the request waits until it unfreezes or moves, see `migrate`);
         // objects another rank is

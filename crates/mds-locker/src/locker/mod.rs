@@ -13,6 +13,7 @@
 
 mod acquire;
 mod caps;
+mod cluster_recovery;
 mod deferred_eval;
 mod discover_inode;
 mod eval;
@@ -182,6 +183,8 @@ pub struct Locker {
     /// `Event::RankActive`): a request still locking meanwhile may be parked on their return
     /// (Ceph's `wait_for_active_peer`), which `rank_active` retries.
     pub(crate) peers_down: std::collections::BTreeSet<Rank>,
+    /// Ranks not active yet and the requests waiting for all of them (`cluster_recovery`).
+    pub(crate) recovery: cluster_recovery::ClusterRecovery,
     /// Scatter-gather bookkeeping (§4.13): updated list, writebehinds, parked REQRDLOCKs.
     scatter: scatter::ScatterState,
     /// Recorded lock events (`record_lock_events`).
@@ -233,6 +236,7 @@ impl Locker {
             replay_inos: BTreeMap::new(),
             discover_missing: BTreeMap::new(),
             peers_down: std::collections::BTreeSet::new(),
+            recovery: cluster_recovery::ClusterRecovery::default(),
             scatter: scatter::ScatterState::default(),
             lock_events: Vec::new(),
             twophase: witness::TwoPhase::default(),
@@ -372,12 +376,17 @@ impl Locker {
             Event::JournalSafe { upto } => self.journal_safe(upto),
             Event::Tick { now_ms } => self.tick(now_ms),
             Event::RankDown { rank } => {
+                self.recovery_rank_down(rank);
                 self.rank_down(rank)?;
                 self.find_ino_rank_down(rank)
             }
             Event::RankActive { rank } => {
                 self.rank_active(rank)?;
                 self.find_ino_rank_active(rank)
+            }
+            Event::RankRecovered { rank } => {
+                self.rank_recovered(rank);
+                Ok(())
             }
         }
     }
@@ -840,6 +849,7 @@ impl Locker {
         self.discover_missing.remove(&reqid);
         self.find_ino_forget(reqid);
         self.twophase.fetching.remove(&reqid);
+        self.recovery_forget(reqid);
         for waiting in self.discovering.values_mut() {
             waiting.retain(|r| *r != reqid);
         }

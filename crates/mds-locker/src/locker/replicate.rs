@@ -156,6 +156,7 @@ impl Locker {
     pub fn waits_on_remote(&self, reqid: ReqId) -> bool {
         self.discovering.values().any(|w| w.contains(&reqid))
             || self.waits_on_find(reqid)
+            || self.waits_for_recovery(reqid)
             || self.requests.get(&reqid).is_some_and(|m| !m.waiting_on_peer().is_empty())
             || (!self.peers_down.is_empty()
                 && self.requests.get(&reqid).is_some_and(|m| m.phase == crate::mutation::Phase::Locking))
