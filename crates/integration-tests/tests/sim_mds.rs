@@ -375,7 +375,10 @@ fn mds_sim_without_faults_many_clients() {
 /// * 2/482, 3/374: two renames of directories into each other deadlocked on their snap
 ///   rdlock chains (§4.4); 2/598 guards the narrowing of that fix to directories;
 /// * 3/977: a search by inode number woken while its dentry was still unreadable was never
-///   parked again (§5.1).
+///   parked again (§5.1);
+/// * session 6: 2/2856, 3/1541: a search by inode number could not find an inode in another
+///   rank's stray directory (§5.1, §6.4); 2/2299: a rename into a directory another rank had
+///   removed into its stray directory succeeded.
 const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
     (3, 415),
     (3, 812),
@@ -405,6 +408,9 @@ const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
     (3, 855),
     (2, 855),
     (3, 647),
+    (2, 2856),
+    (3, 1541),
+    (2, 2299),
 ];
 
 /// Cross-subtree seeds with rank crashes, torn tails and journal EIOs (session 5), fixed by the
@@ -415,7 +421,8 @@ const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
 /// dentry), 3/210 (the checker excuses an error for a base inode number a lost mkdir had named
 /// and a later mkdir reused), 2/1060 and 3/2215 (journal entries carry the ancestry of another
 /// rank's directory, so a restarted leader replays them), 2/2277 and 2/2350 (a survivor's
-/// rename waits for the cluster to recover, so a client replay goes first).
+/// rename waits for the cluster to recover, so a client replay goes first), 3/1507 and 3/1514
+/// (no entry is added to a directory another rank removed into its stray directory).
 const CROSS_SUBTREE_FAULT_REGRESSION_SEEDS: &[(u32, u64)] = &[
     (3, 813),
     (2, 108),

@@ -33,6 +33,18 @@ impl Ino {
         Ino(0x600 + rank as u64 * 10 + i as u64)
     }
 
+    /// Whether this is some rank's stray directory (Ceph's `MDS_INO_IS_STRAY`: ten per rank,
+    /// for up to 256 ranks). A rank knows its own strays by handle; another rank's it may
+    /// hold as a replica, and only the number says what it is.
+    pub const fn is_stray(self) -> bool {
+        self.0 >= 0x600 && self.0 < 0x1000
+    }
+
+    /// Whether this is some rank's `~mdsN` (Ceph's `MDS_INO_IS_MDSDIR`).
+    pub const fn is_mdsdir(self) -> bool {
+        self.0 >= 0x100 && self.0 < 0x200
+    }
+
     /// Inodes the MDS creates itself (root, `~mdsN`, strays) rather than clients.
     pub const fn is_system(self) -> bool {
         self.0 < 0x1000

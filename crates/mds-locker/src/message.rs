@@ -51,10 +51,14 @@ pub struct FindInoReply {
     pub tid: u64,
     /// The inode looked for (so a reply is never applied to another search).
     pub ino: Ino,
-    /// The names from the root down to the inode, as the answering rank's cache links it;
-    /// empty when that rank has no copy (or none reachable from the root): the asker then
-    /// discovers this path itself instead of trusting anyone's replica.
+    /// The names from `base` down to the inode, as the answering rank's cache links it;
+    /// empty when that rank has no copy (or none reachable from a base it can vouch for):
+    /// the asker then discovers this path itself instead of trusting anyone's replica.
     pub path: Vec<String>,
+    /// Where `path` starts: the root, or the answering rank's own `~mdsN` when the inode
+    /// lives in one of its stray directories (an unlinked inode that remote links still
+    /// name). Ceph's answer is a path from a base inode too (`make_path`).
+    pub base: Ino,
 }
 
 /// Sent by the new auth of an inode a cross-rank rename migrated to every rank that

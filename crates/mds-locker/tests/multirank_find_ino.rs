@@ -658,7 +658,7 @@ fn a_d_on_rank1() -> (C, CooperativeClients, Ino, Ino) {
 }
 
 #[test]
-fn s5_1_base_removed_between_answer_and_walk_fails_with_enoent() {
+fn s5_1_base_removed_between_answer_and_walk_is_found_in_the_stray() {
     let (mut c, mut cl, a, d) = a_d_on_rank1();
     // Rank 2 asks; the answers (rank 1 knows a/d) wait while the rmdir commits.
     hold(&c, 2, "find_ino_reply", true);
@@ -670,10 +670,10 @@ fn s5_1_base_removed_between_answer_and_walk_fails_with_enoent() {
     hold(&c, 2, "find_ino_reply", false);
     let before = finds(&c);
     let out = drive(&mut c, &mut cl);
-    // The walk meets a null `a/d`, everyone is asked again, nobody has d under the root.
-    // (One rank would still find the removed directory in its stray directory: cephlock
-    // answers from the root only, see the find_ino module notes.)
-    assert_eq!(safe_reply(&out, 10).unwrap().result, Err(Errno::ENOENT));
+    // The walk meets a null `a/d` and everyone is asked again. Rank 1 now answers with a
+    // path from its `~mds1`: the removed directory waits in its stray directory, where one
+    // rank would find it too (find_ino module notes).
+    assert_eq!(safe_reply(&out, 10).unwrap().result, Ok(Some(d)));
     let after = finds(&c);
     assert_eq!(after.0 - before.0, 2, "a second round after the stale path");
     nothing_left(&c);

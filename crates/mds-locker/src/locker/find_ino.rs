@@ -7,9 +7,10 @@
 //! The search, per inode number (requests naming the same base share one):
 //! 1. `FindIno { tid, ino }` goes to every other rank (`LockerConfig::max_mds`); a rank that is
 //!    down is asked once it is active again.
-//! 2. Each answers `FindInoReply { tid, ino, path }`: the names from the root down to the
-//!    inode as its cache links it (committed primary dentries), or nothing.
-//! 3. The first path that comes back is walked from the root with §5.1 discovers, one name
+//! 2. Each answers `FindInoReply { tid, ino, path, base }`: the names from a base inode (the
+//!    root, or its own `~mdsN`) down to the inode as its cache links it (committed primary
+//!    dentries), or nothing.
+//! 3. The first path that comes back is walked from its base with §5.1 discovers, one name
 //!    at a time (each `DiscoverReply` moves the walk on), until the inode is in this rank's
 //!    cache; the parked requests are then retried from the top. A walk that meets a name its
 //!    auth says is gone or links something else (the inode was renamed or removed
@@ -31,8 +32,13 @@
 //! * Ceph asks one peer at a time (in rank order, after an optional hint) and moves on after
 //!   an empty answer; here every peer is asked at once, so a search costs exactly one
 //!   `FindIno` per other rank and finishes in one round trip when anyone has the inode.
-//! * Paths are from the root only: an inode reachable only from a `~mdsN` directory (a stray)
-//!   is reported as not found. Ceph's path may start at a rank's mdsdir.
+//! * A path starts at the root or, for an inode in one of the answering rank's stray
+//!   directories (unlinked, still named by remote links), at that rank's `~mdsN`, as Ceph's
+//!   may. The answering rank replicates its `~mdsN` to the asker ahead of the answer, where
+//!   Ceph's asker opens the foreign mdsdir itself (`open_foreign_mdsdir`). An inode under
+//!   another rank's `~mds` is not reported by a rank that only replicates it (simulator
+//!   `--cross-subtree`, seeds 2/2856 and 3/1541: a rename of a remote link whose target's
+//!   primary link had been unlinked failed with ENOENT).
 //! * As in Ceph (`kick_find_ino_peers`), a peer that fails before answering is not counted
 //!   as "not here": while the other ranks have not found the inode, the search waits for it
 //!   to be active again and asks it then, so a crash does not turn a findable inode into
@@ -45,7 +51,7 @@ use lock_sm::LockType;
 use crate::cache::{Linkage, MAX_DEPTH};
 use crate::effects::Errno;
 use crate::error::LockerError;
-use crate::ids::{Ino, InodeId, LockId, Rank, ReqId};
+use crate::ids::{Ino, InodeId, LockId, ObjKey, Rank, ReqId};
 use crate::lock::{WAIT_RD, WAIT_STABLE};
 use crate::message::{Discover, FindIno, FindInoReply, MdsMessage};
 
@@ -93,7 +99,7 @@ struct Find {
     /// Ranks that were down before answering: asked when active again.
     down: BTreeSet<Rank>,
     /// Non-empty answers not yet walked, in arrival order.
-    answers: VecDeque<(Rank, Vec<String>)>,
+    answers: VecDeque<(Rank, Ino, Vec<String>)>,
     /// The answer being walked.
     walk: Option<Walk>,
 }
@@ -103,6 +109,8 @@ struct Find {
 struct Walk {
     /// The rank that gave the path (for traces).
     from: Rank,
+    /// Where the path starts: the root or that rank's `~mdsN` (sent ahead of the answer).
+    base: Ino,
     path: Vec<String>,
     /// The discover in flight: (directory, name, rank asked).
     awaiting: Option<(Ino, String, Rank)>,
@@ -266,34 +274,41 @@ impl Locker {
     }
 
     fn answer_find_ino(&mut self, from: Rank, m: FindIno) {
-        let path = self.path_from_root(m.ino);
-        tracing::debug!(rank = self.cache.rank(), from, ino = %m.ino, tid = m.tid, ?path, "find_ino answered");
-        self.send(from, MdsMessage::FindInoReply(FindInoReply { tid: m.tid, ino: m.ino, path }));
+        let (base, path) = self.path_from_base(m.ino).unwrap_or((Ino::ROOT, Vec::new()));
+        if base != Ino::ROOT && !path.is_empty() {
+            // The asker walks from our `~mdsN`, which it may never have seen: send it first,
+            // on the same connection (a base inode has no parent, so this is just the inode).
+            match self.replicate_to(&ObjKey::Inode(base), from) {
+                Ok(fx) => self.fx.extend(fx),
+                Err(e) => {
+                    tracing::warn!(rank = self.cache.rank(), from, error = %e, "cannot replicate ~mds for find_ino")
+                }
+            }
+        }
+        tracing::debug!(rank = self.cache.rank(), from, ino = %m.ino, tid = m.tid, %base, ?path, "find_ino answered");
+        self.send(from, MdsMessage::FindInoReply(FindInoReply { tid: m.tid, ino: m.ino, path, base }));
     }
 
-    /// The names from the root down to `ino` along committed primary dentries; empty if the
-    /// inode is not in cache or not under the root (a stray, a `~mdsN`).
-    fn path_from_root(&self, ino: Ino) -> Vec<String> {
-        let Some(mut cur) = self.cache.lookup_ino(ino) else {
-            return Vec::new();
-        };
-        let root = self.cache.root();
+    /// The names down to `ino` along committed primary dentries, from the root or from this
+    /// rank's own `~mdsN` (an inode in one of its stray directories); `None` if the inode is
+    /// not in cache or hangs below neither (another rank's `~mds`, which only its auth
+    /// vouches for).
+    fn path_from_base(&self, ino: Ino) -> Option<(Ino, Vec<String>)> {
+        let mut cur = self.cache.lookup_ino(ino)?;
+        let (root, mdsdir) = (self.cache.root(), self.cache.mdsdir());
         let mut names = Vec::new();
         for _ in 0..=MAX_DEPTH {
-            if cur == root {
+            if cur == root || cur == mdsdir {
                 names.reverse();
-                return names;
+                return Some((self.ino_of(cur), names));
             }
-            let Some(dn) = self.cache.inode(cur).and_then(|n| n.parent()) else {
-                return Vec::new();
-            };
-            let (Some(d), Some(dir)) = (self.cache.dentry(dn), self.cache.dentry_dir_inode(dn)) else {
-                return Vec::new();
-            };
+            let dn = self.cache.inode(cur).and_then(|n| n.parent())?;
+            let d = self.cache.dentry(dn)?;
+            let dir = self.cache.dentry_dir_inode(dn)?;
             names.push(d.name().to_string());
             cur = dir;
         }
-        Vec::new()
+        None
     }
 
     /// The asking side: note the answer and move the search on.
@@ -309,7 +324,7 @@ impl Locker {
         }
         tracing::debug!(rank = me, from, ino = %r.ino, tid = r.tid, path = ?r.path, "find_ino reply");
         if !r.path.is_empty() {
-            f.answers.push_back((from, r.path));
+            f.answers.push_back((from, r.base, r.path));
         }
         self.find_ino_advance(r.ino)
     }
@@ -438,9 +453,10 @@ impl Locker {
                     }
                 }
             }
-            if let Some((from, path)) = f.answers.pop_front() {
+            if let Some((from, base, path)) = f.answers.pop_front() {
                 f.walk = Some(Walk {
                     from,
+                    base,
                     path,
                     awaiting: None,
                     blocked_on: None,
@@ -481,7 +497,9 @@ impl Locker {
             return Ok(WalkStep::Stale("no walk"));
         };
         let path = w.path.clone();
-        let mut cur = self.cache.root();
+        let Some(mut cur) = self.cache.lookup_ino(w.base) else {
+            return Ok(WalkStep::Stale("the path's base is not in cache"));
+        };
         let mut missing: Option<(InodeId, String)> = None;
         for name in &path {
             if !self.cache.inode(cur).is_some_and(|n| n.is_dir()) {

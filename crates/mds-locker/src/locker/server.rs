@@ -481,14 +481,19 @@ impl Locker {
         if self.is_system_dir(dir) {
             return Some(Errno::EROFS);
         }
-        if self.cache.projected_parent_dir(dir).is_some_and(|p| self.cache.is_stray(p)) {
+        // Any rank's stray: a directory auth here may have been removed by a leader on
+        // another rank, which moved it into that rank's stray directory (simulator
+        // `--cross-subtree`, 2 ranks, seed 2299: a rename into such a directory succeeded).
+        if self.cache.projected_parent_dir(dir).is_some_and(|p| self.ino_of(p).is_stray()) {
             return Some(Errno::ENOENT);
         }
         None
     }
 
+    /// Some rank's `~mdsN` or stray directory.
     pub(crate) fn is_system_dir(&self, dir: InodeId) -> bool {
-        dir == self.cache.mdsdir() || self.cache.is_stray(dir)
+        let ino = self.ino_of(dir);
+        ino.is_mdsdir() || ino.is_stray()
     }
 
     /// MKDIR (§5.2, §8 fact 61).
