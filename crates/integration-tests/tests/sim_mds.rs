@@ -378,7 +378,9 @@ fn mds_sim_without_faults_many_clients() {
 ///   parked again (§5.1);
 /// * session 6: 2/2856, 3/1541: a search by inode number could not find an inode in another
 ///   rank's stray directory (§5.1, §6.4); 2/2299: a rename into a directory another rank had
-///   removed into its stray directory succeeded.
+///   removed into its stray directory succeeded; 2/2624: a rename held its destination's snap
+///   chain while its source's search waited behind a rename that had to xlock it; 3/1188: a
+///   replica dentry waiting for its inode never linked it once the inode came another way.
 const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
     (3, 415),
     (3, 812),
@@ -411,6 +413,8 @@ const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
     (2, 2856),
     (3, 1541),
     (2, 2299),
+    (2, 2624),
+    (3, 1188),
 ];
 
 /// Cross-subtree seeds with rank crashes, torn tails and journal EIOs (session 5), fixed by the

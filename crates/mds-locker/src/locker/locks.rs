@@ -33,7 +33,7 @@ impl Locker {
                 self.lkm(id)?.get_rdlock(reqid);
                 self.mutation_mut(reqid)?.add_held(id, RDLOCK);
                 self.note_grant(id, reqid, client, HoldKind::Rd, facts);
-                tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "rdlock");
+                tracing::debug!(rank = self.cache.rank(), %reqid, lock = ?id, state = %self.lk(id)?.state(), "rdlock");
                 return Ok(true);
             }
             if !self.rdlock_kick(id, client.is_none(), reqid)? {
@@ -44,7 +44,7 @@ impl Locker {
         let mask = if lock.is_auth() && lock.is_stable() { WAIT_RD } else { WAIT_STABLE };
         self.add_waiter(id, mask, reqid)?;
         self.nudge_log(id)?;
-        tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "rdlock waits");
+        tracing::debug!(rank = self.cache.rank(), %reqid, lock = ?id, state = %self.lk(id)?.state(), "rdlock waits");
         Ok(false)
     }
 
@@ -131,7 +131,7 @@ impl Locker {
                 self.lkm(id)?.get_wrlock(reqid, client);
                 self.mutation_mut(reqid)?.add_held(id, WRLOCK);
                 self.note_grant(id, reqid, client, HoldKind::Wr, facts);
-                tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "wrlock");
+                tracing::debug!(rank = self.cache.rank(), %reqid, lock = ?id, state = %self.lk(id)?.state(), "wrlock");
                 return Ok(true);
             }
             if !lock.is_stable() {
@@ -156,7 +156,7 @@ impl Locker {
         }
         self.add_waiter(id, WAIT_STABLE, reqid)?;
         self.nudge_log(id)?;
-        tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "wrlock waits");
+        tracing::debug!(rank = self.cache.rank(), %reqid, lock = ?id, state = %self.lk(id)?.state(), "wrlock waits");
         Ok(false)
     }
 
@@ -256,7 +256,7 @@ impl Locker {
                 m.add_held(id, XLOCK);
                 m.locking = None;
                 self.note_grant(id, reqid, client, HoldKind::X, facts);
-                tracing::debug!(%reqid, lock = ?id, "xlock");
+                tracing::debug!(rank = self.cache.rank(), %reqid, lock = ?id, "xlock");
                 return Ok(true);
             }
             let lock = self.lk(id)?;
@@ -284,7 +284,7 @@ impl Locker {
         }
         self.add_waiter(id, WAIT_WR | WAIT_STABLE, reqid)?;
         self.nudge_log(id)?;
-        tracing::debug!(%reqid, lock = ?id, state = %self.lk(id)?.state(), "xlock waits");
+        tracing::debug!(rank = self.cache.rank(), %reqid, lock = ?id, state = %self.lk(id)?.state(), "xlock waits");
         Ok(false)
     }
 

@@ -499,7 +499,7 @@ impl Locker {
             self.transitions.push(Transition { lock: id, from, to });
         }
         self.note_state(id, from, to);
-        tracing::debug!(lock = ?id, from = from.log_name(), to = to.log_name(), "lock state");
+        tracing::debug!(rank = self.cache.rank(), lock = ?id, from = from.log_name(), to = to.log_name(), "lock state");
         Ok(())
     }
 

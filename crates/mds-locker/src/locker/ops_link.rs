@@ -210,7 +210,15 @@ impl Locker {
         is_src: bool,
     ) -> Result<Step<Named>, LockerError> {
         let Some(dir) = self.cache.lookup_ino(path.base) else {
-            return self.find_ino_for(reqid, path.base);
+            // The search may wait on a dentry lock (`find_ino_unreadable`): not with the other
+            // path's snap chain held (simulator `--cross-subtree`, 2 ranks, seed 2624: a rename
+            // held the destination's chain while its source's search waited behind a rename
+            // that had to xlock a snaplock in that chain).
+            let step = self.find_ino_for(reqid, path.base)?;
+            if matches!(step, Step::Wait) {
+                self.drop_snap_chains(reqid)?;
+            }
+            return Ok(step);
         };
         if !self.rdlock_snap_chain(reqid, dir, snap_bit)? {
             return Ok(Step::Wait);
@@ -239,6 +247,7 @@ impl Locker {
                 .cache
                 .dentry(dn)
                 .is_some_and(|d| d.pending_primary.is_some() && d.linkage() == Linkage::Null)
+            && !self.resolve_pending_primary(dn)
         {
             // A replica dentry linking an inode this rank has no replica of.
             return self.discover_dentry(reqid, dir, name);

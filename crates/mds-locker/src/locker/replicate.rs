@@ -206,6 +206,7 @@ impl Locker {
             waiting.push(reqid);
         }
         if first {
+            tracing::debug!(rank = self.cache.rank(), %reqid, dir = %dir_ino, name, to, "discover");
             self.discover_to.insert((dir_ino, name.to_string()), to);
             self.send(to, MdsMessage::Discover(Discover { dir: dir_ino, name: name.to_string() }));
         }
@@ -327,6 +328,7 @@ impl Locker {
     /// The asker side: add the replicas, then retry the waiting requests (a missing name
     /// fails them with ENOENT on retry).
     fn handle_discover_reply(&mut self, from: Rank, r: DiscoverReply) -> Result<(), LockerError> {
+        tracing::debug!(rank = self.cache.rank(), from, dir = %r.dir, name = %r.name, missing = r.missing, objects = r.bundle.objects.len(), inode_auth = ?r.inode_auth, "discover reply");
         let inode_auth = r.inode_auth;
         self.apply_replicas(from, r.bundle)?;
         if self.discover_linked_inode(from, r.dir, &r.name, inode_auth) {

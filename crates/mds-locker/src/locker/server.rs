@@ -210,7 +210,10 @@ impl Locker {
             if !self.acquire_locks(reqid, &locks)? {
                 return Ok(Step::Wait);
             }
-            let linkage = self.visible_linkage(dn, reqid)?;
+            let mut linkage = self.visible_linkage(dn, reqid)?;
+            if linkage == Linkage::Null && self.resolve_pending_primary(dn) {
+                linkage = self.visible_linkage(dn, reqid)?;
+            }
             if linkage == Linkage::Null && self.cache.dentry(dn).is_some_and(|d| d.pending_primary.is_some())
             {
                 // A replica dentry the auth linked (its lock data named the inode) to an
