@@ -426,7 +426,8 @@ const CROSS_SUBTREE_REGRESSION_SEEDS: &[(u32, u64)] = &[
 /// and a later mkdir reused), 2/1060 and 3/2215 (journal entries carry the ancestry of another
 /// rank's directory, so a restarted leader replays them), 2/2277 and 2/2350 (a survivor's
 /// rename waits for the cluster to recover, so a client replay goes first), 3/1507 and 3/1514
-/// (no entry is added to a directory another rank removed into its stray directory).
+/// (no entry is added to a directory another rank removed into its stray directory), 3/1918 (a
+/// replica that missed an inode's migration learns the new auth from its replica bundle).
 const CROSS_SUBTREE_FAULT_REGRESSION_SEEDS: &[(u32, u64)] = &[
     (3, 813),
     (2, 108),

@@ -15,7 +15,9 @@ use crate::effects::Errno;
 use crate::error::LockerError;
 use crate::ids::ReqId;
 use crate::ids::{DentryId, Ino, InodeId, LockId, ObjKey, ObjRef, Rank};
-use crate::message::{DentryLinkage, Discover, DiscoverReply, MdsMessage, ReplicaBundle, ReplicaObj};
+use crate::message::{
+    AuthChanged, DentryLinkage, Discover, DiscoverReply, MdsMessage, ReplicaBundle, ReplicaObj,
+};
 
 use super::server::Step as Progress;
 
@@ -437,7 +439,18 @@ impl Locker {
                             why: "replica of an object we are auth for",
                         });
                     }
-                    if self.cache.lookup_ino(ino).is_some() {
+                    if let Some(i) = self.cache.lookup_ino(ino) {
+                        // A copy that still names an older auth: the inode migrated while
+                        // this rank was not on the old auth's replica list (it lost it in a
+                        // restart), so no AuthChanged came. The replica from the new auth
+                        // says the same as one would (simulator `--cross-subtree`, 3 ranks,
+                        // faults `all,torn,eio,rank-crash`, seed 1918: the new auth's lock
+                        // messages were refused as coming from a rank that is not the auth).
+                        if let Some(old) =
+                            self.cache.auth_of(ObjRef::Inode(i)).filter(|a| *a != auth && *a != me)
+                        {
+                            self.handle_auth_changed(auth, AuthChanged { ino, old_auth: old, locks })?;
+                        }
                         continue;
                     }
                     let id = self.cache.insert_inode(ino, data);
