@@ -15,26 +15,6 @@ mod multirank_scenario;
 
 use multirank_scenario::*;
 
-/// Delivers messages and answers cap revokes, but never makes a journal safe.
-fn pump(c: &mut C, cl: &mut CooperativeClients) -> Vec<Output> {
-    let mut out = Vec::new();
-    loop {
-        while c.step().unwrap() {
-            check(c);
-        }
-        let batch = c.take_outputs();
-        let answers = cl.answers(&batch);
-        out.extend(batch);
-        if answers.is_empty() {
-            return out;
-        }
-        for (r, ev) in answers {
-            c.handle(r, ev).unwrap();
-            check(c);
-        }
-    }
-}
-
 fn reply(out: &[Output], reqid: u64, safe: bool) -> Option<Result<Option<Ino>, Errno>> {
     out.iter().find_map(|o| match &o.effect {
         Effect::Reply(r) if r.safe == safe && r.reqid == ReqId(reqid) => Some(r.result),
@@ -46,12 +26,8 @@ fn reply(out: &[Output], reqid: u64, safe: bool) -> Option<Result<Option<Ino>, E
 /// runs once the replay is answered; the replay keeps its early result.
 #[test]
 fn s4_4_rename_waits_for_the_cluster_to_recover_before_a_snaplock_xlock() {
-    let mut cl = CooperativeClients::new();
-    let mut c: C = Cluster::with_transport(2, LockerConfig::default(), Recording::default());
-    let t0 = ok_ino(&mut c, &mut cl, 0, 1, Op::Mkdir { path: path("t0"), mode: 0o755 });
-    let t1 = ok_ino(&mut c, &mut cl, 0, 2, Op::Mkdir { path: path("t1"), mode: 0o755 });
-    c.pin_empty_dir(t1, 1).unwrap();
-    check(&c);
+    let (mut c, mut cl, tops) = pinned_tops(2, &[1]);
+    let (t0, t1) = (tops[0], tops[1]);
     let d = ok_ino(&mut c, &mut cl, 1, 3, Op::Mkdir { path: FilePath::new(t1, "d"), mode: 0o755 });
 
     // Client 2's mkdir is answered early and is still unsafe when rank 1 fails.

@@ -17,12 +17,8 @@ use multirank_scenario::*;
 /// §4.12, §5.2: the replica follows the inode to its new auth and keeps working.
 #[test]
 fn s4_12_replica_with_a_stale_auth_adopts_the_new_one() {
-    let mut cl = CooperativeClients::new();
-    let mut c: C = Cluster::with_transport(3, LockerConfig::default(), Recording::default());
-    let t0 = ok_ino(&mut c, &mut cl, 0, 1, Op::Mkdir { path: path("t0"), mode: 0o755 });
-    let t2 = ok_ino(&mut c, &mut cl, 0, 2, Op::Mkdir { path: path("t2"), mode: 0o755 });
-    c.pin_empty_dir(t2, 2).unwrap();
-    check(&c);
+    let (mut c, mut cl, tops) = pinned_tops(3, &[2]);
+    let (t0, t2) = (tops[0], tops[1]);
     let create = Op::Create { path: FilePath::new(t0, "f"), mode: 0o644, excl: true, file_mode: 1 };
     let f = ok_ino(&mut c, &mut cl, 0, 3, create);
     assert_eq!(

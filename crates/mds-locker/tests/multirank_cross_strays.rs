@@ -42,12 +42,8 @@ fn s5_1_find_ino_answers_with_a_path_from_the_mdsdir() {
 /// §5.2, §6.4: no new entry in a directory another rank moved into its stray directory.
 #[test]
 fn s6_4_no_create_in_a_directory_removed_into_another_ranks_stray() {
-    let mut cl = CooperativeClients::new();
-    let mut c: C = Cluster::with_transport(2, LockerConfig::default(), Recording::default());
-    let t0 = ok_ino(&mut c, &mut cl, 0, 1, Op::Mkdir { path: path("t0"), mode: 0o755 });
-    let t1 = ok_ino(&mut c, &mut cl, 0, 2, Op::Mkdir { path: path("t1"), mode: 0o755 });
-    c.pin_empty_dir(t1, 1).unwrap();
-    check(&c);
+    let (mut c, mut cl, tops) = pinned_tops(2, &[1]);
+    let (t0, t1) = (tops[0], tops[1]);
     let d = ok_ino(&mut c, &mut cl, 1, 3, Op::Mkdir { path: FilePath::new(t1, "d"), mode: 0o755 });
     let mv = Op::Rename { dest: FilePath::new(t0, "x"), src: FilePath::new(t1, "d") };
     assert!(run_op(&mut c, &mut cl, 0, 4, mv).is_ok());

@@ -34,6 +34,11 @@ fn setup() -> (C, CooperativeClients, Ino, Ino, Ino) {
     (c, cl, t1, t2, d)
 }
 
+/// `mv /t2/d /t1/x`, led by rank 1.
+fn rename_d_to_x(c: &mut C, cl: &mut CooperativeClients, t1: Ino, t2: Ino) -> Result<Option<Ino>, Errno> {
+    run_op(c, cl, 1, 10, Op::Rename { dest: FilePath::new(t1, "x"), src: FilePath::new(t2, "d") })
+}
+
 /// §4.17, §5.1: the witness fetches the new parent dentry before it prepares; the rename
 /// succeeds and the directory's auth links it under its new name.
 #[test]
@@ -45,13 +50,7 @@ fn s4_17_witness_fetches_the_new_parent_it_lacks() {
     );
     let mark = c.transport().msg_log.len();
 
-    let (r, _) = submit(
-        &mut c,
-        &mut cl,
-        1,
-        10,
-        Op::Rename { dest: FilePath::new(t1, "x"), src: FilePath::new(t2, "d") },
-    );
+    let r = rename_d_to_x(&mut c, &mut cl, t1, t2);
     assert!(r.is_ok(), "rename /t2/d -> /t1/x: {r:?}");
 
     // Rank 2 asked for the path itself: a find_ino for /t1, then discovers.
@@ -91,13 +90,7 @@ fn s4_17_witness_with_the_path_gets_the_replicas_ahead_of_the_prep() {
     assert!(c.rank(2).cache().lookup_ino(t1).is_some());
     let mark = c.transport().msg_log.len();
 
-    let (r, _) = submit(
-        &mut c,
-        &mut cl,
-        1,
-        10,
-        Op::Rename { dest: FilePath::new(t1, "x"), src: FilePath::new(t2, "d") },
-    );
+    let r = rename_d_to_x(&mut c, &mut cl, t1, t2);
     assert!(r.is_ok(), "{r:?}");
     let log = &c.transport().msg_log[mark..];
     assert!(!log.iter().any(|(from, _, k)| *from == 2 && *k == "find_ino"), "no search: {log:?}");

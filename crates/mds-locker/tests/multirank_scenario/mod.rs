@@ -170,6 +170,44 @@ pub fn ok_ino<T: Transport>(
     run_op(c, cl, rank, reqid, op).unwrap().unwrap()
 }
 
+/// The start of most cross-subtree tests: `ranks` ranks, `/t0` on rank 0 and `/tK` pinned to
+/// rank K for each K in `pinned`, made by requests 1, 2, ... Returns the top directories,
+/// `/t0` first, then the pinned ones in order.
+pub fn pinned_tops(ranks: u32, pinned: &[u32]) -> (C, CooperativeClients, Vec<Ino>) {
+    let mut cl = CooperativeClients::new();
+    let mut c: C = Cluster::with_transport(ranks, LockerConfig::default(), Recording::default());
+    let mut tops = vec![ok_ino(&mut c, &mut cl, 0, 1, Op::Mkdir { path: path("t0"), mode: 0o755 })];
+    for (k, r) in pinned.iter().enumerate() {
+        let t =
+            ok_ino(&mut c, &mut cl, 0, 2 + k as u64, Op::Mkdir { path: path(&format!("t{r}")), mode: 0o755 });
+        c.pin_empty_dir(t, *r).unwrap();
+        check(&c);
+        tops.push(t);
+    }
+    (c, cl, tops)
+}
+
+/// Delivers messages and answers cap revokes until nothing moves, but never makes a journal
+/// safe: for tests that keep an update unsafe on purpose.
+pub fn pump<T: Transport>(c: &mut Cluster<T>, cl: &mut CooperativeClients) -> Vec<Output> {
+    let mut out = Vec::new();
+    loop {
+        while c.step().unwrap() {
+            check(c);
+        }
+        let batch = c.take_outputs();
+        let answers = cl.answers(&batch);
+        out.extend(batch);
+        if answers.is_empty() {
+            return out;
+        }
+        for (r, ev) in answers {
+            c.handle(r, ev).unwrap();
+            check(c);
+        }
+    }
+}
+
 pub fn path(p: &str) -> FilePath {
     FilePath::new(Ino::ROOT, p)
 }
