@@ -502,17 +502,8 @@ impl Transport for Hold {
 pub fn settle(c: &mut Cluster<Hold>, cl: &mut CooperativeClients) -> Vec<Output> {
     let mut out = Vec::new();
     loop {
-        while c.step().unwrap() {
-            check(c);
-        }
-        let batch = c.take_outputs();
-        let answers = cl.answers(&batch);
-        let mut progress = !answers.is_empty();
-        out.extend(batch);
-        for (r, ev) in answers {
-            c.handle(r, ev).unwrap();
-            check(c);
-        }
+        out.extend(pump(c, cl));
+        let mut progress = false;
         for r in 0..c.len() as u32 {
             if c.unsafe_entries(r) > 0 {
                 c.make_safe(r).unwrap();
