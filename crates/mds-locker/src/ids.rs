@@ -19,30 +19,39 @@ pub type Rank = u32;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ino(pub u64);
 
+/// Ranks the system inode numbers leave room for (Ceph's `MAX_MDS`).
+const MAX_MDS: u64 = 0x100;
+/// First `~mdsN` (Ceph's `MDS_INO_MDSDIR_OFFSET`).
+const MDSDIR_OFFSET: u64 = 0x100;
+/// First stray directory (Ceph's `MDS_INO_STRAY_OFFSET`).
+const STRAY_OFFSET: u64 = 0x600;
+/// Stray directories per rank (Ceph's `NUM_STRAY`).
+const NUM_STRAY: u64 = 10;
+
 impl Ino {
     /// The filesystem root (`CEPH_INO_ROOT`).
     pub const ROOT: Ino = Ino(1);
 
     /// The rank's private directory `~mdsN` (§6.4: `0x100 + rank`).
     pub const fn mdsdir(rank: Rank) -> Ino {
-        Ino(0x100 + rank as u64)
+        Ino(MDSDIR_OFFSET + rank as u64)
     }
 
     /// Stray directory `i` of a rank (§6.4: `0x600 + rank·10 + i`).
     pub const fn stray(rank: Rank, i: u32) -> Ino {
-        Ino(0x600 + rank as u64 * 10 + i as u64)
+        Ino(STRAY_OFFSET + rank as u64 * NUM_STRAY + i as u64)
     }
 
     /// Whether this is some rank's stray directory (Ceph's `MDS_INO_IS_STRAY`: ten per rank,
     /// for up to 256 ranks). A rank knows its own strays by handle; another rank's it may
     /// hold as a replica, and only the number says what it is.
     pub const fn is_stray(self) -> bool {
-        self.0 >= 0x600 && self.0 < 0x1000
+        self.0 >= STRAY_OFFSET && self.0 < STRAY_OFFSET + MAX_MDS * NUM_STRAY
     }
 
     /// Whether this is some rank's `~mdsN` (Ceph's `MDS_INO_IS_MDSDIR`).
     pub const fn is_mdsdir(self) -> bool {
-        self.0 >= 0x100 && self.0 < 0x200
+        self.0 >= MDSDIR_OFFSET && self.0 < MDSDIR_OFFSET + MAX_MDS
     }
 
     /// Inodes the MDS creates itself (root, `~mdsN`, strays) rather than clients.

@@ -476,26 +476,6 @@ impl Locker {
         Ok(())
     }
 
-    /// A rename that must wait for the renamed (or replaced) inode's linklock / snaplock
-    /// xlock gives back its two traversals' snaplock rdlocks first, as it does for every
-    /// other wait of a two-path request (`drop_snap_chains`). The destination chain holds
-    /// the destination directory's snaplock, which is deeper than the source inode whose
-    /// snaplock we now wait for whenever the two directories are siblings: two renames
-    /// crossing over (X into Y and Y into X, each led by a different rank) each held the
-    /// other's awaited snaplock rdlocked and waited for ever (simulator `--cross-subtree`,
-    /// 2 ranks seed 482, 3 ranks seed 374). Ceph breaks such out-of-order waits the same
-    /// way: a non-blocking snap rdlock that fails drops everything and waits (§4.4
-    /// `rdlock_try_set`, §5.1 step 2), and Squid+ drops all locks before waiting on a lock
-    /// ordered before held ones (§4.4 phase D quiescelock rule). The chains are re-taken
-    /// without waiting on the retry; a failure there drops all locks (`rdlock_snap_chain`).
-    /// Only a directory's snaplock can be in another request's chain, so a file rename
-    /// keeps its chains (and its behaviour) as before. Deviation (smaller than Ceph's
-    /// drop-all): the dentry and directory locks stay held, for the reason given at
-    /// `drop_snap_chains`.
-    fn release_chains_for_inode_locks(&mut self, reqid: ReqId) -> Result<(), LockerError> {
-        self.drop_snap_chains(reqid)
-    }
-
     /// LINK (§5.2): a remote link at `path` to the inode `target` names. Two-path form: wrlock
     /// the destination directory's filelock and nestlock, xlock the new dentry, rdlock the
     /// source dentry; by-inode form (`target` depth 0): the target's parent snap chain and
@@ -688,7 +668,23 @@ impl Locker {
         self.note_auth_pin_freeze(reqid, srclink, srci, d.dn)?;
         if !self.acquire_locks(reqid, &locks)? {
             if src_is_dir {
-                self.release_chains_for_inode_locks(reqid)?;
+                // A rename that must wait for the renamed (or replaced) inode's linklock / snaplock
+                // xlock gives back its two traversals' snaplock rdlocks first, as it does for every
+                // other wait of a two-path request (`drop_snap_chains`). The destination chain holds
+                // the destination directory's snaplock, which is deeper than the source inode whose
+                // snaplock we now wait for whenever the two directories are siblings: two renames
+                // crossing over (X into Y and Y into X, each led by a different rank) each held the
+                // other's awaited snaplock rdlocked and waited for ever (simulator `--cross-subtree`,
+                // 2 ranks seed 482, 3 ranks seed 374). Ceph breaks such out-of-order waits the same
+                // way: a non-blocking snap rdlock that fails drops everything and waits (§4.4
+                // `rdlock_try_set`, §5.1 step 2), and Squid+ drops all locks before waiting on a lock
+                // ordered before held ones (§4.4 phase D quiescelock rule). The chains are re-taken
+                // without waiting on the retry; a failure there drops all locks (`rdlock_snap_chain`).
+                // Only a directory's snaplock can be in another request's chain, so a file rename
+                // keeps its chains (and its behaviour) as before. Deviation (smaller than Ceph's
+                // drop-all): the dentry and directory locks stay held, for the reason given at
+                // `drop_snap_chains`.
+                self.drop_snap_chains(reqid)?;
             }
             return Ok(());
         }

@@ -462,10 +462,7 @@ impl Locker {
                         .dentry_ids()
                         .find(|d| self.cache.dentry(*d).is_some_and(|dn| dn.pending_primary == Some(ino)));
                     if let Some(dn) = parent {
-                        self.cache.link_primary_now(dn, id);
-                        if let Some(d) = self.cache.dentry_mut(dn) {
-                            d.pending_primary = None;
-                        }
+                        self.resolve_pending_primary(dn);
                     }
                 }
                 ReplicaObj::Dirfrag { dir, frag, auth, fnode } => {
